@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -178,8 +178,7 @@ def model_evaluate(
         for name in names:
             bar.update(task, description=f"evaluate {name}")
             net = load_network(name if models is None else Path(models) / f"{name}.onnx")
-            synth = SynthSettings(**{k2: tuple(v) if isinstance(v, list) else v
-                                     for k2, v in net.metadata["plotsm.synth_settings"].items()})
+            synth = SynthSettings.from_dict(net.metadata["plotsm.synth_settings"])
             results[name] = evaluate(net.predict, synth, settings)
             results[name]["mv_range_pct"] = list(net.mv_range_pct)
             bar.advance(task)
@@ -216,23 +215,18 @@ def _print_evaluation(results: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------------------------- entry
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point: run the app, map plotsm errors to their exit codes."""
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the app, map plotsm errors to their exit codes.
+
+    Usage errors are reported by typer itself (exit 2); a :class:`PlotsmError` becomes one line on stderr and
+    its exit code; anything else is a bug (exit 1, with the traceback).
+    """
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="plotsm", standalone_mode=False)
+        command.main(args=argv, prog_name="plotsm", standalone_mode=True)
     except PlotsmError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        err.print("aborted")
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    return 0
 
 
 if __name__ == "__main__":

@@ -52,6 +52,11 @@ class SynthSettings:
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> SynthSettings:
+        """Inverse of :meth:`to_dict` (JSON turns the range tuples into lists)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})  # type: ignore[arg-type]
+
 
 @dataclass
 class SynthDatabase:

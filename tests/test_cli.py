@@ -1,0 +1,89 @@
+"""The command line: help of every command, exit codes, model commands end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+
+from plotsm.cli import app, main
+
+
+def _all_commands(cmd, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = [prefix]
+    if hasattr(cmd, "commands"):  # a group (typer vendors its own click)
+        for name, sub in cmd.commands.items():
+            found += _all_commands(sub, (*prefix, name))
+    return found
+
+
+COMMANDS = _all_commands(typer.main.get_command(app))
+
+
+def run(args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from plotsm.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "plotsm")
+def test_every_command_has_help(path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([*path, "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    assert "Usage:" in text
+
+
+def test_expected_commands_exist():
+    names = {" ".join(p) for p in COMMANDS}
+    assert {"train", "model evaluate", "model list"} <= names
+
+
+def test_version():
+    res = run(["--version"])
+    assert res.returncode == 0 and res.stdout.startswith("plotsm ")
+
+
+def test_unknown_option_is_a_usage_error():
+    res = run(["model", "evaluate", "--no-such-option"])
+    assert res.returncode == 2
+    assert "No such option" in res.stderr
+
+
+def test_missing_network_exit_code_and_message():
+    res = run(["model", "evaluate", "--network", "humid"])
+    assert res.returncode == 5
+    assert "Available: all, dry, wet" in res.stderr
+
+
+def test_model_evaluate_json():
+    res = run(["-q", "model", "evaluate", "--json", "--network", "dry", "--samples", "2000", "--reference", "20000", "--k", "20"])
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    for key in ("rmse", "bias", "r2", "bound_rmse", "by_ndvi", "by_mv"):
+        assert key in data["dry"]
+    assert 3.0 < data["dry"]["rmse"] < 6.0
+
+
+def test_train_writes_networks_and_cards(tmp_path: Path):
+    res = run(["-q", "train", "--out", str(tmp_path), "--samples", "600", "--network", "wet", "--no-evaluate", "--seed", "3"])
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "wet.onnx").is_file() and (tmp_path / "wet.md").is_file()
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary left behind
+    res = run(["-q", "model", "list", "--models-dir", str(tmp_path), "--json"])
+    meta = json.loads(res.stdout)["wet"]
+    assert meta["plotsm.seed"] == 3 and meta["plotsm.mv_range_pct"] == [20.0, 40.0]
+
+
+def test_train_unknown_network_is_usage_error(tmp_path: Path):
+    res = run(["train", "--out", str(tmp_path), "--network", "humid"])
+    assert res.returncode == 2
+    assert "unknown; choose among dry, wet, all" in res.stderr
