@@ -51,7 +51,7 @@ def _progress() -> Progress:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err,
-        disable=state.quiet,
+        disable=state.quiet or not err.is_terminal,
         transient=False,
     )
 
@@ -210,6 +210,206 @@ def _print_evaluation(results: dict[str, Any]) -> None:
         for a, b in bands:
             t.add_row(f"{a:g}–{b:g}", *[cells.get((n, a, b), "") for n in results])
         out.print(t)
+
+
+# ------------------------------------------------------------------------------------------ run / demo
+
+
+def _print_report(report: Any) -> None:
+    counts = ", ".join(f"{k} {v}" for k, v in report.status_counts.items())
+    _info(
+        f"acquisition {report.acquisition_id}: {report.n_parcels} parcels, network {report.network}: {counts} "
+        f"({report.seconds['total']:.1f} s)"
+    )
+
+
+def _parcels_messages(parcels: Any) -> None:
+    for message in parcels.report.messages:
+        _info(f"parcels: {message}")
+
+
+@app.command()
+def run(
+    parcels: Annotated[Path, typer.Option("--parcels", help="Parcels: shapefile, GeoPackage, GeoJSON or GeoParquet.")],
+    vv: Annotated[Path, typer.Option("--vv", help="σ⁰ VV raster (linear power unless --vv-unit db).")],
+    theta: Annotated[Path, typer.Option("--theta", help="Incidence angle raster, degrees.")],
+    ndvi: Annotated[Path, typer.Option("--ndvi", help="NDVI raster (0–1) paired with the acquisition.")],
+    date: Annotated[str, typer.Option("--date", help="Acquisition date/time, ISO (UTC if no offset).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (holds plotsm.duckdb and caches).")],
+    slope: Annotated[Optional[Path], typer.Option("--slope", help="Slope raster, degrees (optional).")] = None,
+    apriori: Annotated[str, typer.Option("--apriori", help="A-priori soil state: dry, wet or none (→ full-range network).")] = "none",
+    id_field: Annotated[Optional[str], typer.Option("--id-field", help="Parcel id field [default: first unique id-like field].")] = None,
+    parcels_crs: Annotated[Optional[str], typer.Option("--parcels-crs", help="CRS of parcels that lack one, e.g. EPSG:2154.")] = None,
+    layer: Annotated[Optional[str], typer.Option("--layer", help="Layer of a multi-layer parcels file.")] = None,
+    rule: Annotated[str, typer.Option("--rule", help="Pixel rule: center (pixel centres) or coverage (exact fractions).")] = "center",
+    buffer_m: Annotated[float, typer.Option("--buffer", help="Inner buffer of the parcels in metres (e.g. -10 drops mixed edge pixels).")] = 0.0,
+    vv_unit: Annotated[str, typer.Option("--vv-unit", help="Unit of the --vv raster: linear or db (averaged in linear units either way).")] = "linear",
+    platform: Annotated[Optional[str], typer.Option("--platform", help="Platform, e.g. S1A.")] = None,
+    orbit_direction: Annotated[Optional[str], typer.Option("--orbit-direction", help="ascending or descending.")] = None,
+    relative_orbit: Annotated[Optional[int], typer.Option("--relative-orbit", help="Relative orbit number.")] = None,
+    ndvi_max: Annotated[float, typer.Option("--ndvi-max", help="No estimate above this NDVI.")] = 0.75,
+    min_pixels: Annotated[int, typer.Option("--min-pixels", help="No estimate below this many valid σ⁰ pixels.")] = 20,
+    slope_max: Annotated[float, typer.Option("--slope-max", help="No estimate above this slope, degrees.")] = 10.0,
+    models: Annotated[Optional[Path], typer.Option("--models-dir", help="Folder of .onnx networks [default: shipped].")] = None,
+) -> None:
+    """Soil moisture of every parcel for one Sentinel-1 acquisition; results in <out>/plotsm.duckdb."""
+    from plotsm.errors import UsageError
+    from plotsm.inversion import MaskSettings
+    from plotsm.parcels import read_parcels
+    from plotsm.pipeline import Acquisition, RunSettings, parse_datetime, run_series
+
+    for name, value, allowed in (("--apriori", apriori, ("dry", "wet", "none")), ("--rule", rule, ("center", "coverage")),
+                                 ("--vv-unit", vv_unit, ("linear", "db"))):
+        if value not in allowed:
+            raise UsageError(f"{name} {value!r}: expected one of {', '.join(allowed)}")
+    settings = RunSettings(
+        apriori=apriori, rule=rule, vv_unit=vv_unit, buffer_m=buffer_m,  # type: ignore[arg-type]
+        masks=MaskSettings(ndvi_max=ndvi_max, min_valid_pixels=min_pixels, slope_max_deg=slope_max),
+        models_dir=str(models) if models else None,
+    )
+    acq = Acquisition(datetime_utc=parse_datetime(date), vv=vv, theta=theta, ndvi=ndvi, slope=slope,
+                      platform=platform, orbit_direction=orbit_direction, relative_orbit=relative_orbit)
+    p = read_parcels(parcels, id_field=id_field, parcels_crs=parcels_crs, layer=layer)
+    _parcels_messages(p)
+    with _progress() as bar:
+        task = bar.add_task("run", total=None)
+
+        def cb(what: str, done: int, total: int) -> None:
+            bar.update(task, description=what, completed=done, total=total)
+
+        reports = run_series(p, [(acq, settings)], out_dir, progress=cb, command=" ".join(sys.argv))
+    for report in reports:
+        _print_report(report)
+    out.print(f"results in {out_dir / 'plotsm.duckdb'}; try: plotsm sql latest --out {out_dir}")
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder for the demo region and results.")] = Path("demo-output"),
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic region.")] = 2017,
+) -> None:
+    """Generate a realistic synthetic region (≥ 2,000 parcels, 4 dates), run the pipeline, report accuracy."""
+    from plotsm.demo import run_demo
+
+    with _progress() as bar:
+        task = bar.add_task("demo", total=None)
+
+        def cb(what: str, done: int, total: int) -> None:
+            bar.update(task, description=what, completed=done, total=total)
+
+        summary = run_demo(out_dir, seed=seed, progress=cb)
+    _print_demo(summary, out_dir)
+
+
+def _print_demo(s: Any, out_dir: Path) -> None:
+    table = Table(title=f"plotsm demo: {s.n_parcels} parcels × {len(s.acquisitions)} acquisitions")
+    for col in ("acquisition", "a-priori → network", "ok", "masked (status: count)", "RMSE", "bias"):
+        table.add_column(col)
+    for a in s.acquisitions:
+        masked = ", ".join(f"{k} {v}" for k, v in a["counts"].items() if k != "ok" and v)
+        table.add_row(a["acquisition_id"], f"{a['apriori']} → {a['network']}", str(a["counts"].get("ok", 0)),
+                      masked, f"{a['rmse']:.2f}", f"{a['bias']:+.2f}")
+    out.print(table)
+    out.print(
+        f"parcels read {s.n_read}, geometries repaired {s.n_repaired}. Against the known truth, on the "
+        f"{s.n_ok} estimates with status ok: RMSE {s.rmse:.2f} vol.%, bias {s.bias:+.2f} vol.%. "
+        f"Total time {s.seconds:.1f} s."
+    )
+    out.print(f"outputs: {out_dir / 'plotsm.duckdb'} (DuckDB), {s.export_path} (GeoParquet); inputs in {out_dir / 'scene'}")
+    out.print("try:")
+    out.print(f"  plotsm sql summary --out {out_dir}")
+    out.print(f"  plotsm sql history --out {out_dir} --param parcel_id={s.example_parcel}")
+
+
+# --------------------------------------------------------------------------------------------- sql / export
+
+
+def _format_table(table: Any, fmt: str) -> None:
+    import pyarrow.csv as pacsv
+
+    if fmt == "json":
+        out.print_json(json.dumps(table.to_pylist(), default=str))
+    elif fmt == "csv":
+        import io
+
+        buf = io.BytesIO()
+        pacsv.write_csv(table, buf)
+        sys.stdout.write(buf.getvalue().decode())
+    else:
+        # Plain aligned columns as wide as the content (cells over TABLE_CELL_MAX characters are abbreviated;
+        # --format csv/json give them whole), so results are readable in a terminal and in a log alike.
+        from rich import box
+
+        def cell(v: Any) -> str:
+            text = "" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+            return text if len(text) <= TABLE_CELL_MAX else text[: TABLE_CELL_MAX - 1] + "…"
+
+        rows = [[cell(v) for v in row.values()] for row in table.to_pylist()]
+        t = Table(box=box.SIMPLE_HEAD)
+        for name in table.column_names:
+            t.add_column(name, no_wrap=True)
+        for row in rows:
+            t.add_row(*row)
+        widths = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(table.column_names)]
+        Console(width=sum(widths) + 3 * len(widths) + 4).print(t)
+        out.print(f"{table.num_rows} row(s)", style="dim")
+
+
+TABLE_CELL_MAX = 40
+
+
+@app.command("sql")
+def sql_command(
+    name: Annotated[Optional[str], typer.Argument(help="Named query (a file of sql/); omit with --query or --list.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder of a run.")] = Path("demo-output"),
+    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Query parameter key=value (repeatable).")] = None,
+    query: Annotated[Optional[str], typer.Option("--query", help="Ad-hoc SQL instead of a named query.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    list_: Annotated[bool, typer.Option("--list", help="List the named queries and their parameters.")] = False,
+) -> None:
+    """Query the moisture store with a named query (sql/NAME.sql, $parameters) or ad-hoc SQL."""
+    from plotsm.errors import UsageError
+    from plotsm.store import Store, list_queries
+
+    if fmt not in ("table", "csv", "json"):
+        raise UsageError(f"--format {fmt!r}: expected table, csv or json")
+    if list_:
+        t = Table()
+        for col in ("name", "parameters", "description"):
+            t.add_column(col)
+        for q in list_queries():
+            t.add_row(q.name, ", ".join("$" + p for p in q.parameters), q.description)
+        out.print(t)
+        return
+    if (name is None) == (query is None):
+        raise UsageError("give a query NAME or --query \"SELECT …\" (not both); `plotsm sql --list` shows the names")
+    params: dict[str, str] = {}
+    for item in param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--param {item!r}: expected key=value")
+        params[key] = value
+    with Store(out_dir, read_only=True) as store:
+        table = store.query(name, params) if name is not None else store.sql(query or "", params or None)
+    _format_table(table, fmt)
+
+
+@app.command()
+def export(
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder of a run.")] = Path("demo-output"),
+    fmt: Annotated[str, typer.Option("--format", help="geoparquet or gpkg.")] = "geoparquet",
+    date: Annotated[Optional[str], typer.Option("--date", help="Only acquisitions of this UTC date (YYYY-MM-DD).")] = None,
+    to: Annotated[Optional[Path], typer.Option("--to", help="Target file [default: <out>/moisture.parquet or .gpkg].")] = None,
+) -> None:
+    """Moisture joined to the parcel geometries, in the parcels' CRS, for a GIS."""
+    from plotsm.errors import UsageError
+    from plotsm.export import export_moisture
+
+    if fmt not in ("geoparquet", "gpkg"):
+        raise UsageError(f"--format {fmt!r}: expected geoparquet or gpkg")
+    target = to if to is not None else out_dir / ("moisture.parquet" if fmt == "geoparquet" else "moisture.gpkg")
+    path = export_moisture(out_dir, target, format=fmt, date=date)  # type: ignore[arg-type]
+    out.print(f"wrote {path}")
 
 
 # ------------------------------------------------------------------------------------------------- entry

@@ -1,0 +1,149 @@
+"""Export moisture joined to parcel geometries: GeoParquet 1.1 (cloud-optimised) or GeoPackage.
+
+One row per (parcel, acquisition) with moisture: ``sql/export.sql`` gives the moisture, its flag, the
+observation inputs and the acquisition time; the rows are joined to the stored parcel geometries, in the
+parcels' own CRS, with the parcels' attributes as columns (an attribute whose name clashes with an export
+column or with ``bbox`` gets an ``attr_`` prefix).
+
+The GeoParquet file is written for GIS at scale: GeoParquet 1.1 metadata with a ``bbox`` covering column
+(struct xmin/ymin/xmax/ymax), ZSTD compression, and rows in Hilbert order of the parcels' bounding-box centres
+(then by time) cut into row groups of :data:`DEFAULT_ROW_GROUP_SIZE` rows, so that a reader can skip the row
+groups outside its window from the bbox column's statistics. Parcels with an empty geometry (null bbox) sort
+first, so they share the first row group with located parcels: a row group of empty geometries only would have
+no bbox statistics (that happens only with at least ``row_group_size`` such rows).
+
+Both formats are written to a temporary file in the destination folder and renamed into place, so a reader
+never sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from datetime import date as Date
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from plotsm.errors import DataWarning, UsageError
+from plotsm.store import Store
+
+ExportFormat = Literal["geoparquet", "gpkg"]
+FORMATS: tuple[str, ...] = ("geoparquet", "gpkg")
+#: Rows per Parquet row group: tens of thousands, below the 150,000 the GeoParquet distribution guide caps at.
+DEFAULT_ROW_GROUP_SIZE = 50_000
+#: Layer name inside an exported GeoPackage.
+GPKG_LAYER = "moisture"
+_SUFFIXES = {"geoparquet": (".parquet", ".geoparquet"), "gpkg": (".gpkg",)}
+_NULLABLE = {pa.float64(): pd.Float64Dtype(), pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype()}
+
+
+def export_moisture(
+    store_or_path: Store | str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    *,
+    format: ExportFormat = "geoparquet",  # noqa: A002 - the option's public name
+    date: str | Date | None = None,
+    row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
+) -> Path:
+    """Write moisture with geometries to ``out_path`` and return it.
+
+    ``store_or_path``: an open :class:`~plotsm.store.Store`, or an output folder (or its ``plotsm.duckdb``),
+    opened read-only. ``date``: a UTC date (``2024-04-06``) to export only that day's acquisitions; a date
+    without acquisitions is a :class:`~plotsm.errors.UsageError` listing the available dates.
+    """
+    out = Path(out_path)
+    _check_target(out, format, row_group_size)
+    day = _parse_date(date)
+    if isinstance(store_or_path, Store):
+        frame = moisture_frame(store_or_path, day)
+    else:
+        with Store(store_or_path, read_only=True) as store:
+            frame = moisture_frame(store, day)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.{uuid.uuid4().hex[:12]}.tmp{out.suffix}")
+    try:
+        if format == "geoparquet":
+            frame.to_parquet(
+                tmp, index=False, schema_version="1.1.0", write_covering_bbox=True,
+                compression="zstd", row_group_size=row_group_size,
+            )
+        else:
+            frame.to_file(tmp, driver="GPKG", layer=GPKG_LAYER, engine="pyogrio")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def moisture_frame(store: Store, day: Date | None = None) -> gpd.GeoDataFrame:
+    """The rows to export, in Hilbert order of the parcels then time, as a GeoDataFrame in the parcels' CRS."""
+    rows = store.query("export", {"date": day}).to_pandas(types_mapper=_NULLABLE.get)
+    if len(rows) == 0:
+        dates = [str(d) for (d,) in store.sql(
+            "SELECT DISTINCT CAST(a.datetime_utc AS DATE) AS d FROM moisture AS m "
+            "JOIN acquisitions AS a ON a.acquisition_id = m.acquisition_id ORDER BY d"
+        ).to_pandas().itertuples(index=False)]
+        if not dates:
+            raise UsageError(f"{store.path}: no moisture to export. Run plotsm on this --out folder first.")
+        raise UsageError(f"no acquisition on {day}. Available dates (UTC): {', '.join(dates)}.")
+    rows["datetime_utc"] = rows["datetime_utc"].dt.tz_localize("UTC")
+    parcels = store.read_parcels()
+    if len(parcels) == 0:
+        raise UsageError(f"{store.path}: no parcels stored, so no geometries to export. Write the parcels first.")
+    parcels["_hilbert"] = hilbert_order(parcels.geometry)
+    clash = [c for c in parcels.columns if (c in rows.columns or c == "bbox") and c != "parcel_id"]
+    parcels = parcels.rename(columns={c: f"attr_{c}" for c in clash})
+    merged = rows.merge(parcels, on="parcel_id", how="inner", validate="many_to_one")
+    if len(merged) < len(rows):
+        orphans = rows.loc[~rows["parcel_id"].isin(parcels["parcel_id"]), "parcel_id"].unique()
+        warnings.warn(
+            f"{len(rows) - len(merged)} moisture row(s) of {len(orphans)} parcel(s) not in the stored parcel set "
+            f"(e.g. {', '.join(map(str, orphans[:3]))}) are not exported.",
+            DataWarning,
+            stacklevel=3,
+        )
+    merged = merged.sort_values(["_hilbert", "parcel_id", "datetime_utc", "acquisition_id"], kind="stable")
+    merged = merged.drop(columns="_hilbert").reset_index(drop=True)
+    return gpd.GeoDataFrame(merged, geometry="geometry", crs=parcels.crs)
+
+
+def hilbert_order(geoms: gpd.GeoSeries) -> np.ndarray:
+    """Hilbert distance of each geometry's bounding-box centre over the extent; -1 (first) for empty ones."""
+    order = np.full(len(geoms), -1, dtype=np.int64)
+    solid = ~(geoms.is_empty | geoms.isna()).to_numpy()
+    if solid.any():
+        order[solid] = geoms[solid].hilbert_distance().to_numpy(dtype=np.int64)
+    return order
+
+
+def _check_target(out: Path, format: str, row_group_size: int) -> None:  # noqa: A002
+    if format not in FORMATS:
+        raise UsageError(f"export format {format!r}: expected one of {', '.join(FORMATS)}.")
+    other = next((f for f, suffixes in _SUFFIXES.items() if f != format and out.suffix.lower() in suffixes), None)
+    if other is not None:
+        raise UsageError(f"{out}: a {out.suffix} name for format {format!r}. Pass format={other!r} or another name.")
+    if out.is_dir():
+        raise UsageError(f"{out}: is a folder. Pass a file name such as {out / ('moisture' + _SUFFIXES[format][0])}.")
+    if row_group_size < 1:
+        raise UsageError(f"row_group_size {row_group_size}: must be at least 1.")
+
+
+def _parse_date(value: str | Date | None) -> Date | None:
+    if isinstance(value, datetime):
+        return value.date()
+    if value is None or isinstance(value, Date):
+        return value
+    try:
+        return Date.fromisoformat(str(value))
+    except ValueError:
+        raise UsageError(f"--date {value!r}: expected an ISO date such as 2024-04-06.") from None
+
+
+__all__ = ["DEFAULT_ROW_GROUP_SIZE", "FORMATS", "GPKG_LAYER", "export_moisture", "hilbert_order", "moisture_frame"]

@@ -1,0 +1,40 @@
+-- Latest moisture of every parcel: its most recent acquisition with that acquisition's status, plus its last valid value.
+--
+-- Parameters: none.
+--
+-- Choice: the latest row is the parcel's most recent acquisition whatever its status, so a parcel masked on the
+-- last date shows that flag (mv_pct NULL) rather than an older value presented as current. The most recent
+-- 'ok' estimate is given beside it (last_ok_mv_pct, last_ok_datetime_utc; NULL if the parcel never had one).
+-- One row per parcel that has moisture, ordered by parcel_id. Ties in time are broken by acquisition_id.
+WITH ranked AS (
+    SELECT
+        m.parcel_id,
+        a.datetime_utc,
+        m.acquisition_id,
+        m.mv_pct,
+        m.status,
+        m.network
+    FROM moisture AS m
+    JOIN acquisitions AS a ON a.acquisition_id = m.acquisition_id
+),
+latest AS (
+    SELECT * FROM ranked
+    QUALIFY row_number() OVER (PARTITION BY parcel_id ORDER BY datetime_utc DESC, acquisition_id DESC) = 1
+),
+last_ok AS (
+    SELECT parcel_id, datetime_utc, mv_pct FROM ranked
+    WHERE status = 'ok'
+    QUALIFY row_number() OVER (PARTITION BY parcel_id ORDER BY datetime_utc DESC, acquisition_id DESC) = 1
+)
+SELECT
+    l.parcel_id,
+    l.datetime_utc,
+    l.acquisition_id,
+    l.mv_pct,
+    l.status,
+    l.network,
+    k.mv_pct AS last_ok_mv_pct,
+    k.datetime_utc AS last_ok_datetime_utc
+FROM latest AS l
+LEFT JOIN last_ok AS k ON k.parcel_id = l.parcel_id
+ORDER BY l.parcel_id

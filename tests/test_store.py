@@ -1,0 +1,570 @@
+"""The DuckDB store: schema and version, parcels, transactional acquisitions, runs and the named queries.
+
+Everything is built from small synthetic tables whose expected values are worked out by hand in the comments.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+import shapely
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pyproj import CRS, Geod
+
+from plotsm.errors import InputError, ModelError, StorageError, UsageError
+from plotsm.resources import sql_dir
+from plotsm.store import SCHEMA_VERSION, STORE_FILENAME, Store, list_queries
+
+UTM31 = "EPSG:32631"
+STATUSES = ("ok", "ndvi_above_max", "slope_above_max", "too_few_pixels", "no_data", "outside_domain")
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def grid_parcels(n: int = 5, crs: str = UTM31) -> gpd.GeoDataFrame:
+    """``n`` rectangles 100 m × 200 m in a row along UTM 31N's central meridian, ids p1..pn."""
+    x0 = 500_000.0 + 150.0 * np.arange(n)
+    geoms = shapely.box(x0, 4_800_000.0, x0 + 100.0, 4_800_200.0)
+    return gpd.GeoDataFrame(
+        {"parcel_id": [f"p{i + 1}" for i in range(n)], "crop": ["wheat", "maize", "wheat", "fallow", "barley"][:n],
+         "yield_t": [7.5, np.nan, 6.25, 0.0, 1e-3][:n]},
+        geometry=geoms, crs=crs,
+    )
+
+
+def observations(parcel_ids: list[str], vv_linear: float = 0.1, n_valid: int = 50) -> pd.DataFrame:
+    n = len(parcel_ids)
+    return pd.DataFrame({
+        "parcel_id": parcel_ids,
+        "n_valid": np.full(n, n_valid),
+        "n_pixels": np.full(n, 60),
+        "valid_fraction": np.full(n, n_valid / 60),
+        "vv_linear_mean": np.full(n, vv_linear),
+        "vv_linear_std": np.full(n, 0.02),
+        "theta_deg": np.linspace(33.0, 39.0, n),
+        "ndvi": np.full(n, 0.4),
+        "slope_deg": np.full(n, np.nan),
+    })
+
+
+def fixed_moisture(values: dict[str, tuple[float | None, str]], network: str = "all"):
+    """A moisture_fn answering ``values[parcel_id] = (mv_pct, status)`` for the parcels it is given."""
+
+    def fn(inputs: pa.Table) -> pd.DataFrame:
+        ids = inputs.column("parcel_id").to_pylist()
+        return pd.DataFrame({
+            "parcel_id": ids,
+            "mv_pct": pd.array([values[i][0] for i in ids], dtype="Float64"),
+            "network": network,
+            "status": [values[i][1] for i in ids],
+            "model_version": "test-1",
+        })
+
+    return fn
+
+
+def acquisition(acq_id: str, when: str, **extra: object) -> dict[str, object]:
+    return {
+        "acquisition_id": acq_id, "datetime_utc": when, "platform": "S1A", "orbit_direction": "descending",
+        "relative_orbit": 110, "inputs": [{"role": "vv", "path": f"/data/{acq_id}_vv.tif", "sha256": "ab" * 32}],
+        "settings": {"apriori": "none", "masks": {"ndvi_max": 0.75}}, "apriori": "none", "network": "all", **extra,
+    }
+
+
+def rows(store: Store, text: str, params: dict | None = None) -> list[dict]:
+    return store.sql(text, params).to_pylist()
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with Store(tmp_path / "out") as s:
+        yield s
+
+
+# Three acquisitions of five parcels; (mv_pct, status) per parcel.
+SERIES = {
+    "A1": ("2024-04-06T17:49:12Z", {"p1": (30.0, "ok"), "p2": (20.0, "ok"), "p3": (25.0, "ok"), "p4": (11.5, "ok"),
+                                    "p5": (17.0, "ok")}),
+    "A2": ("2024-04-18T17:49:12Z", {"p1": (28.0, "ok"), "p2": (10.0, "ok"), "p3": (None, "ndvi_above_max"),
+                                    "p4": (14.0, "ok"), "p5": (None, "too_few_pixels")}),
+    # given in CEST: 07:00+02:00 is 05:00 UTC on the same day
+    "A3": ("2024-04-30T07:00:00+02:00", {"p1": (12.0, "ok"), "p2": (None, "no_data"), "p3": (24.0, "ok"),
+                                         "p4": (15.0, "ok"), "p5": (16.0, "ok")}),
+}
+
+
+@pytest.fixture
+def series(store: Store) -> Store:
+    store.write_parcels(grid_parcels())
+    for acq_id, (when, values) in SERIES.items():
+        store.write_acquisition(acquisition(acq_id, when), observations(list(values)), fixed_moisture(values))
+    return store
+
+
+# ------------------------------------------------------------------------------------------------ schema
+
+
+def test_schema_created_with_version(tmp_path: Path):
+    with Store(tmp_path / "new" / "out") as s:
+        assert s.path == tmp_path / "new" / "out" / STORE_FILENAME and s.path.is_file()
+        assert s.schema_version == SCHEMA_VERSION == 1
+        tables = {r["table_name"] for r in rows(s, "SELECT table_name FROM information_schema.tables")}
+        assert {"meta", "parcels", "acquisitions", "observations", "moisture", "runs"} <= tables
+    with Store(tmp_path / "new" / "out") as s:  # reopening applies the schema again without change
+        assert rows(s, "SELECT count(*) AS n FROM meta WHERE key = 'schema_version'") == [{"n": 1}]
+
+
+def test_schema_file_records_the_code_version():
+    text = (sql_dir() / "schema.sql").read_text()
+    assert re.search(r"\('schema_version', '(\d+)'\)", text).group(1) == str(SCHEMA_VERSION)
+
+
+def test_newer_schema_is_refused(tmp_path: Path):
+    with Store(tmp_path) as s:
+        s.sql("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    newer = r"plotsm\.duckdb: store schema version 99 is newer than this plotsm knows \(1\)\. Upgrade plotsm"
+    with pytest.raises(StorageError, match=newer):
+        Store(tmp_path)
+
+
+def test_foreign_duckdb_file_is_refused(tmp_path: Path):
+    con = duckdb.connect(str(tmp_path / STORE_FILENAME))
+    con.execute("CREATE TABLE other (x INTEGER)")
+    con.close()
+    with pytest.raises(StorageError, match="a DuckDB file but not a plotsm store"):
+        Store(tmp_path)
+
+
+def test_garbage_file_is_a_storage_error(tmp_path: Path):
+    (tmp_path / STORE_FILENAME).write_text("not a database")
+    with pytest.raises(StorageError, match=r"plotsm\.duckdb: cannot open the store"):
+        Store(tmp_path)
+
+
+def test_read_only_needs_an_existing_store(tmp_path: Path):
+    with pytest.raises(StorageError, match="no plotsm store here"):
+        Store(tmp_path / "missing", read_only=True)
+
+
+def test_read_only_store_refuses_writes(tmp_path: Path):
+    Store(tmp_path).close()
+    with Store(tmp_path, read_only=True) as s, pytest.raises(UsageError, match="opened read-only"):
+        s.write_parcels(grid_parcels())
+
+
+def test_closed_store(tmp_path: Path):
+    s = Store(tmp_path)
+    s.close()
+    s.close()  # idempotent
+    with pytest.raises(UsageError, match="the store is closed"):
+        s.sql("SELECT 1")
+
+
+# ----------------------------------------------------------------------------------------------- parcels
+
+
+def test_write_parcels_round_trip(store: Store):
+    gdf = grid_parcels()
+    assert store.write_parcels(gdf) == 5
+    back = store.read_parcels()
+    assert back.crs == CRS(UTM31) and store.parcels_crs == CRS(UTM31)
+    assert list(back["parcel_id"]) == ["p1", "p2", "p3", "p4", "p5"]
+    assert list(back["crop"]) == list(gdf["crop"])
+    assert back["yield_t"].tolist()[0] == 7.5 and math.isnan(back["yield_t"][1]) and back["yield_t"][4] == 1e-3
+    stored = store.sql("SELECT geometry_wkb FROM parcels ORDER BY parcel_id").column(0).to_pylist()
+    assert stored == list(shapely.to_wkb(gdf.geometry.values, flavor="iso"))  # byte for byte
+    assert shapely.equals_exact(back.geometry.values, gdf.geometry.values, tolerance=0).all()
+
+
+def test_integer_ids_are_stored_as_text(store: Store):
+    gdf = grid_parcels(3).assign(parcel_id=[10, 2, 33])
+    store.write_parcels(gdf)
+    assert store.sql("SELECT parcel_id FROM parcels ORDER BY parcel_id").column(0).to_pylist() == ["10", "2", "33"]
+
+
+def test_attributes_json(store: Store):
+    store.write_parcels(grid_parcels(2)[["parcel_id", "crop", "geometry"]])
+    got = rows(store, "SELECT parcel_id, attributes->>'$.crop' AS crop FROM parcels ORDER BY 1")
+    assert got == [{"parcel_id": "p1", "crop": "wheat"}, {"parcel_id": "p2", "crop": "maize"}]
+    store.write_parcels(grid_parcels(2)[["parcel_id", "geometry"]])  # no attributes: an empty object
+    assert store.sql("SELECT DISTINCT attributes FROM parcels").column(0).to_pylist() == ["{}"]
+
+
+def test_area_is_equal_area(store: Store):
+    # 100 m × 200 m in UTM 31N on its central meridian, where the scale factor is 0.9996: true area 20000 / k².
+    store.write_parcels(grid_parcels(1))
+    (area,) = store.sql("SELECT area_m2 FROM parcels").column(0).to_pylist()
+    assert area == pytest.approx(20_000 / 0.9996**2, rel=1e-6)
+    # geographic parcels: the geodesic area on the WGS 84 ellipsoid (pyproj.Geod) is the reference
+    box = shapely.box(2.0, 45.0, 2.01, 45.005)
+    store.write_parcels(gpd.GeoDataFrame({"parcel_id": ["g"]}, geometry=[box], crs="EPSG:4326"))
+    geodesic = abs(Geod(ellps="WGS84").geometry_area_perimeter(box)[0])
+    (area,) = store.sql("SELECT area_m2 FROM parcels").column(0).to_pylist()
+    assert area == pytest.approx(geodesic, rel=1e-6)
+
+
+def test_write_parcels_replaces_the_set(store: Store):
+    store.write_parcels(grid_parcels(5))
+    store.write_parcels(grid_parcels(2))
+    assert store.sql("SELECT parcel_id FROM parcels ORDER BY 1").column(0).to_pylist() == ["p1", "p2"]
+
+
+def test_crs_argument(store: Store):
+    gdf = grid_parcels(2).set_crs(None, allow_override=True)
+    store.write_parcels(gdf, crs="EPSG:32631")
+    assert store.parcels_crs.to_epsg() == 32631
+    with pytest.raises(InputError, match=r"parcels: no CRS\. Pass crs="):
+        store.write_parcels(gdf)
+    with pytest.raises(InputError, match=r"crs=EPSG:2154 differs from the GeoDataFrame's EPSG:32631"):
+        store.write_parcels(grid_parcels(2), crs="EPSG:2154")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda g: g.assign(parcel_id=["p1", "p1", "p3", "p4", "p5"]), r"duplicate id\(s\) in 'parcel_id': p1"),
+        (lambda g: g.assign(parcel_id=["p1", None, "p3", "p4", "p5"]), r"1 null value\(s\) in id column"),
+        (lambda g: g.drop(columns="parcel_id"), r"no id column 'parcel_id' \(columns: crop, yield_t, geometry\)"),
+        (lambda g: g.iloc[:0], "the table is empty"),
+        (lambda g: pd.DataFrame(g), "expected a GeoDataFrame"),
+    ],
+)
+def test_write_parcels_errors_keep_the_previous_set(store: Store, change, message):
+    store.write_parcels(grid_parcels(2))
+    with pytest.raises(InputError, match=message):
+        store.write_parcels(change(grid_parcels()))
+    assert store.sql("SELECT count(*) FROM parcels").column(0).to_pylist() == [2]
+
+
+def test_custom_id_column(store: Store):
+    gdf = grid_parcels(2).rename(columns={"parcel_id": "ID_PARCEL"})
+    store.write_parcels(gdf, id_column="ID_PARCEL")
+    assert list(store.read_parcels().columns) == ["parcel_id", "crop", "yield_t", "area_m2", "geometry"]
+
+
+# Property tests: DuckDB round trips are lossless. One store for all examples (opening one per example is slow).
+_coordinate = st.floats(min_value=-1e7, max_value=1e7, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def polygons(draw) -> shapely.Polygon:
+    x, y = draw(_coordinate), draw(_coordinate)
+    w, h = draw(st.floats(1e-6, 1e4)), draw(st.floats(1e-6, 1e4))
+    holes = [[(x + w / 4, y + h / 4), (x + w / 2, y + h / 4), (x + w / 4, y + h / 2)]] if draw(st.booleans()) else []
+    return shapely.Polygon([(x, y), (x + w, y), (x + w, y + h), (x, y + h)], holes)
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory):
+    with Store(tmp_path_factory.mktemp("property")) as s:
+        yield s
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    geoms=st.lists(polygons(), min_size=1, max_size=6),
+    texts=st.lists(st.text(max_size=12), min_size=6, max_size=6),
+    numbers=st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=6, max_size=6),
+)
+def test_parcels_round_trip_is_lossless(shared_store: Store, geoms, texts, numbers):
+    n = len(geoms)
+    gdf = gpd.GeoDataFrame(
+        {"parcel_id": [f"id-{i}-{t}" for i, t in enumerate(texts[:n])], "label": texts[:n], "value": numbers[:n]},
+        geometry=geoms, crs=UTM31,
+    )
+    shared_store.write_parcels(gdf)
+    back = shared_store.read_parcels().set_index("parcel_id").loc[gdf["parcel_id"]]
+    assert list(shapely.to_wkb(back.geometry.values)) == list(shapely.to_wkb(gdf.geometry.values))
+    assert back["label"].tolist() == texts[:n]
+    assert back["value"].tolist() == numbers[:n]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    values=st.lists(st.floats(allow_infinity=False, width=64) | st.none(), min_size=1, max_size=8),
+    counts=st.lists(st.integers(0, 2**40), min_size=8, max_size=8),
+)
+def test_observations_round_trip_is_lossless(shared_store: Store, values, counts):
+    n = len(values)
+    ids = [f"q{i}" for i in range(n)]
+    obs = observations(ids).assign(vv_linear_mean=[np.nan if v is None else v for v in values], n_valid=counts[:n])
+    shared_store.write_acquisition(acquisition("P", "2024-01-01T00:00:00Z"), obs)
+    got = shared_store.query("model_inputs", {"acquisition_id": "P"}).to_pandas().set_index("parcel_id").loc[ids]
+    stored = shared_store.sql(
+        "SELECT parcel_id, vv_linear_mean FROM observations WHERE acquisition_id = 'P'"
+    ).to_pandas().set_index("parcel_id").loc[ids]
+    for v, mean, vv_db in zip(values, stored["vv_linear_mean"], got["vv_db"], strict=True):
+        if v is None or math.isnan(v):  # NaN is stored as NULL
+            assert math.isnan(mean) and math.isnan(vv_db)
+        else:
+            assert mean == v
+            assert (math.isnan(vv_db) if v <= 0 else vv_db == pytest.approx(10 * math.log10(v), rel=1e-12))
+    assert got["n_valid"].tolist() == counts[:n]
+
+
+# ------------------------------------------------------------------------------------------- acquisitions
+
+
+def test_write_acquisition(store: Store):
+    store.write_parcels(grid_parcels(3))
+    values = {"p1": (21.5, "ok"), "p2": (None, "ndvi_above_max"), "p3": (None, "no_data")}
+    obs = observations(["p1", "p2", "p3"], vv_linear=0.01)
+    written = store.write_acquisition(acquisition("A", "2024-04-06T19:49:12+02:00"), obs, fixed_moisture(values))
+    assert (written.n_observations, written.n_moisture) == (3, 3)
+    (acq,) = rows(store, "SELECT * FROM acquisitions")
+    assert acq["datetime_utc"] == datetime(2024, 4, 6, 17, 49, 12)  # UTC
+    assert json.loads(acq["inputs"]) == [{"role": "vv", "path": "/data/A_vv.tif", "sha256": "ab" * 32}]
+    assert json.loads(acq["settings"]) == {"apriori": "none", "masks": {"ndvi_max": 0.75}}
+    assert (acq["platform"], acq["orbit_direction"], acq["relative_orbit"]) == ("S1A", "descending", 110)
+    o = rows(store, "SELECT * FROM observations ORDER BY parcel_id")
+    assert [r["vv_db"] for r in o] == [pytest.approx(-20.0)] * 3  # 10·log10(0.01)
+    assert o[0]["slope_deg"] is None  # NaN → NULL
+    m = rows(store, "SELECT parcel_id, mv_pct, status, network, model_version FROM moisture ORDER BY parcel_id")
+    assert m == [
+        {"parcel_id": "p1", "mv_pct": 21.5, "status": "ok", "network": "all", "model_version": "test-1"},
+        {"parcel_id": "p2", "mv_pct": None, "status": "ndvi_above_max", "network": "all", "model_version": "test-1"},
+        {"parcel_id": "p3", "mv_pct": None, "status": "no_data", "network": "all", "model_version": "test-1"},
+    ]
+
+
+def test_observations_as_arrow_and_without_optional_columns(store: Store):
+    obs = pa.table({"parcel_id": [1, 2], "n_valid": [3, 0], "vv_linear_mean": [0.1, float("nan")],
+                    "theta_deg": [35.0, 36.0], "ndvi": [0.2, 0.3]})
+    store.write_acquisition({"acquisition_id": "B", "datetime_utc": datetime(2024, 5, 1, tzinfo=timezone.utc)}, obs)
+    got = rows(store, "SELECT parcel_id, n_pixels, vv_linear_mean, vv_db, slope_deg FROM observations ORDER BY 1")
+    assert got == [
+        {"parcel_id": "1", "n_pixels": None, "vv_linear_mean": 0.1, "vv_db": pytest.approx(-10.0), "slope_deg": None},
+        {"parcel_id": "2", "n_pixels": None, "vv_linear_mean": None, "vv_db": None, "slope_deg": None},
+    ]
+    assert rows(store, "SELECT inputs, settings FROM acquisitions") == [{"inputs": "[]", "settings": "{}"}]
+
+
+def test_moisture_fn_gets_the_model_inputs(store: Store):
+    seen: list[pa.Table] = []
+
+    def fn(inputs: pa.Table) -> pd.DataFrame:
+        seen.append(inputs)
+        return fixed_moisture({"p1": (10.0, "ok"), "p2": (11.0, "ok")})(inputs)
+
+    obs = observations(["p2", "p1"], vv_linear=0.05).assign(slope_deg=[3.0, np.nan])
+    store.write_acquisition(acquisition("A", "2024-04-06T17:49:12Z"), obs, fn)
+    (inputs,) = seen
+    assert inputs.column_names == ["parcel_id", "theta_deg", "ndvi", "vv_db", "slope_deg", "n_valid"]
+    got = inputs.to_pylist()
+    assert [r["parcel_id"] for r in got] == ["p1", "p2"]  # ordered by parcel_id
+    assert got[0]["vv_db"] == pytest.approx(10 * math.log10(0.05))
+    assert (got[0]["slope_deg"], got[1]["slope_deg"]) == (None, 3.0)
+    assert (got[0]["theta_deg"], got[1]["theta_deg"]) == (39.0, 33.0)
+
+
+def test_rerun_replaces_rows(store: Store):
+    ids = ["p1", "p2", "p3"]
+    store.write_acquisition(acquisition("A", "2024-04-06T17:49:12Z"), observations(ids),
+                            fixed_moisture({i: (10.0, "ok") for i in ids}))
+    store.write_acquisition(acquisition("B", "2024-04-18T17:49:12Z"), observations(ids),
+                            fixed_moisture({i: (30.0, "ok") for i in ids}))
+    # the same acquisition again, with new values and one parcel fewer
+    store.write_acquisition(acquisition("A", "2024-04-06T17:49:12Z", platform="S1B"), observations(ids[:2], n_valid=7),
+                            fixed_moisture({i: (12.0, "ok") for i in ids}))
+    assert rows(store, "SELECT acquisition_id, platform FROM acquisitions ORDER BY 1") == [
+        {"acquisition_id": "A", "platform": "S1B"}, {"acquisition_id": "B", "platform": "S1A"}]
+    assert rows(store, "SELECT parcel_id, n_valid FROM observations WHERE acquisition_id = 'A' ORDER BY 1") == [
+        {"parcel_id": "p1", "n_valid": 7}, {"parcel_id": "p2", "n_valid": 7}]
+    per_acquisition = "SELECT acquisition_id, count(*) AS n, avg(mv_pct) AS mv FROM moisture GROUP BY 1 ORDER BY 1"
+    assert rows(store, per_acquisition) == [
+        {"acquisition_id": "A", "n": 2, "mv": 12.0}, {"acquisition_id": "B", "n": 3, "mv": 30.0}]
+
+
+def _snapshot(store: Store) -> dict[str, list[dict]]:
+    return {t: rows(store, f"SELECT * FROM {t} ORDER BY ALL") for t in ("acquisitions", "observations", "moisture")}
+
+
+def _boom(inputs: pa.Table) -> pd.DataFrame:
+    raise RuntimeError("boom: the network failed half-way")
+
+
+@pytest.mark.parametrize(
+    ("obs", "fn", "error", "message"),
+    [
+        (observations(["p1", "p2"], n_valid=1), _boom, RuntimeError, "boom: the network failed half-way"),
+        (observations(["p1", "p2"]), fixed_moisture({"p1": (5.0, "wet"), "p2": (5.0, "ok")}), ModelError,
+         r"moisture of A: .*CHECK.*status one of ok"),
+        (observations(["p1", "p2"]), fixed_moisture({"p1": (5.0, "no_data"), "p2": (5.0, "ok")}), ModelError,
+         "mv_pct null unless status is ok"),
+        (observations(["p1", "p2"]), lambda t: fixed_moisture({"p1": (5.0, "ok")})(t.slice(0, 1)), ModelError,
+         "moisture_fn returned 1 rows for 2 model inputs"),
+        (observations(["p1", "p2"]), lambda t: pd.DataFrame({"parcel_id": ["p1"]}), ModelError,
+         r"moisture_fn returned no column\(s\) mv_pct, network, status, model_version"),
+        (observations(["p1", "p1"]), None, InputError, "observations of A: .*Each parcel_id must appear once"),
+        (observations(["p1"]).drop(columns=["ndvi", "theta_deg"]), None, InputError,
+         r"missing column\(s\) theta_deg, ndvi"),
+        ([1, 2, 3], None, InputError, "observations: expected a pandas DataFrame or pyarrow Table, got list"),
+    ],
+    ids=["fn-raises", "bad-status", "value-when-masked", "rows-missing", "columns-missing", "duplicate-ids",
+         "obs-columns-missing", "not-a-table"],
+)
+def test_failure_leaves_the_previous_state(store: Store, obs, fn, error, message):
+    ids = ["p1", "p2", "p3"]
+    store.write_acquisition(acquisition("A", "2024-04-06T17:49:12Z"), observations(ids),
+                            fixed_moisture({i: (10.0, "ok") for i in ids}))
+    before = _snapshot(store)
+    with pytest.raises(error, match=message):
+        store.write_acquisition(acquisition("A", "2024-04-06T17:49:12Z", platform="S1B"), obs, fn)
+    assert _snapshot(store) == before
+    # and the store is still usable
+    store.write_acquisition(acquisition("C", "2024-04-07T00:00:00Z"), observations(ids))
+    assert store.sql("SELECT count(*) FROM observations").column(0).to_pylist() == [6]
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        ({"colour": "red"}, UsageError, r"acquisition: unknown key\(s\) colour; known: acquisition_id, datetime_utc"),
+        ({"datetime_utc": None}, InputError, "acquisition: 'datetime_utc' is required"),
+        ({"datetime_utc": "yesterday"}, InputError, "acquisition A: 'yesterday' is not a date-time"),
+        ({"relative_orbit": "one"}, InputError, "relative_orbit 'one' is not an integer"),
+        ({"settings": {"x": float("nan")}}, InputError, "acquisition settings: cannot be stored as JSON"),
+    ],
+)
+def test_bad_acquisition_records(store: Store, change, error, message):
+    with pytest.raises(error, match=message):
+        store.write_acquisition({**acquisition("A", "2024-04-06T17:49:12Z"), **change}, observations(["p1"]))
+    assert store.sql("SELECT count(*) FROM acquisitions").column(0).to_pylist() == [0]
+
+
+# ------------------------------------------------------------------------------------------------ runs
+
+
+def test_write_run(store: Store):
+    run_id = store.write_run(
+        command="plotsm run --out x", started_utc="2024-06-01T10:00:00Z",
+        finished_utc=datetime(2024, 6, 1, 12, 0, 30, tzinfo=timezone.utc),
+        settings={"apriori": "dry", "out": Path("x")}, timings={"zonal": 1.5, "total": 2.0},
+    )
+    (run,) = rows(store, "SELECT * FROM runs")
+    assert run["run_id"] == run_id and len(run_id) == 32
+    assert (run["started_utc"], run["finished_utc"]) == (datetime(2024, 6, 1, 10), datetime(2024, 6, 1, 12, 0, 30))
+    assert json.loads(run["settings"]) == {"apriori": "dry", "out": "x"}
+    assert json.loads(run["timings"]) == {"zonal": 1.5, "total": 2.0}
+    assert run["command"] == "plotsm run --out x" and run["plotsm_version"]
+    store.write_run(command="again", started_utc="2024-06-02", run_id=run_id)  # same id: replaced
+    assert rows(store, "SELECT command, finished_utc FROM runs") == [{"command": "again", "finished_utc": None}]
+
+
+# --------------------------------------------------------------------------------------------- queries
+
+
+def test_list_queries_documents_every_parameter():
+    infos = {q.name: q for q in list_queries()}
+    assert {"history", "latest", "summary", "drying", "model_inputs"} <= set(infos)
+    assert infos["drying"].parameters == ("date_from", "date_to", "limit")
+    assert infos["history"].parameters == ("parcel_id",)
+    assert infos["latest"].parameters == infos["summary"].parameters == ()
+    for q in infos.values():
+        text = q.path.read_text()
+        assert text.startswith("-- ") and q.description and len(q.description) < 130, q.name
+        header = "\n".join(line for line in text.splitlines() if line.startswith("--"))
+        for p in q.parameters:
+            assert f"${p}" in header, f"{q.name}.sql does not document ${p}"
+        if not q.parameters:
+            assert "Parameters: none." in header, q.name
+
+
+def test_history(series: Store):
+    got = series.query("history", {"parcel_id": "p2"}).to_pylist()
+    assert [(r["acquisition_id"], r["mv_pct"], r["status"], r["network"]) for r in got] == [
+        ("A1", 20.0, "ok", "all"), ("A2", 10.0, "ok", "all"), ("A3", None, "no_data", "all")]
+    assert [r["datetime_utc"] for r in got] == [
+        datetime(2024, 4, 6, 17, 49, 12), datetime(2024, 4, 18, 17, 49, 12), datetime(2024, 4, 30, 5, 0)]
+    assert json.loads(got[2]["inputs"])[0]["path"] == "/data/A3_vv.tif"
+    assert got[0]["vv_db"] == pytest.approx(-10.0) and got[0]["n_valid"] == 50
+    assert series.query("history", {"parcel_id": "nope"}).num_rows == 0
+
+
+def test_latest(series: Store):
+    got = {r["parcel_id"]: r for r in series.query("latest").to_pylist()}
+    assert list(got) == ["p1", "p2", "p3", "p4", "p5"]
+    assert {k: (r["acquisition_id"], r["mv_pct"], r["status"]) for k, r in got.items()} == {
+        "p1": ("A3", 12.0, "ok"), "p2": ("A3", None, "no_data"), "p3": ("A3", 24.0, "ok"),
+        "p4": ("A3", 15.0, "ok"), "p5": ("A3", 16.0, "ok")}
+    assert (got["p2"]["last_ok_mv_pct"], got["p2"]["last_ok_datetime_utc"]) == (10.0, datetime(2024, 4, 18, 17, 49, 12))
+    assert got["p1"]["last_ok_mv_pct"] == 12.0
+
+
+def test_summary(series: Store):
+    got = {r["acquisition_id"]: r for r in series.query("summary").to_pylist()}
+    assert list(got) == ["A1", "A2", "A3"]
+    # A3: ok values 12, 24, 15, 16 → sorted 12, 15, 16, 24; p25 = 12 + 0.75·3, median (15+16)/2, p75 = 16 + 0.25·8
+    a3 = got["A3"]
+    assert (a3["n_parcels"], a3["n_ok"], a3["n_no_data"]) == (5, 4, 1)
+    assert (a3["mv_p25_pct"], a3["mv_median_pct"], a3["mv_p75_pct"]) == pytest.approx((14.25, 15.5, 18.0))
+    assert (a3["mv_mean_pct"], a3["mv_min_pct"], a3["mv_max_pct"]) == pytest.approx((16.75, 12.0, 24.0))
+    a2 = got["A2"]
+    assert (a2["n_ok"], a2["n_ndvi_above_max"], a2["n_too_few_pixels"], a2["n_slope_above_max"]) == (3, 1, 1, 0)
+    for acq_id, (_, values) in SERIES.items():
+        ok = [mv for mv, status in values.values() if status == "ok"]
+        r = got[acq_id]
+        assert [r["mv_p25_pct"], r["mv_median_pct"], r["mv_p75_pct"]] == pytest.approx(np.percentile(ok, [25, 50, 75]))
+        assert sum(r[f"n_{s}"] for s in STATUSES) == r["n_parcels"] == 5
+
+
+def test_drying(series: Store):
+    # 04-06 → 04-30: p1 30→12 (−18), p2 20→10 (A2, its last ok on or before 04-30: −10), p3 25→24 (−1),
+    # p5 17→16 (−1), p4 11.5→15 got wetter (not listed). Ties are ordered by parcel_id.
+    got = series.query("drying", {"date_from": "2024-04-06", "date_to": "2024-04-30", "limit": 10}).to_pylist()
+    assert [(r["parcel_id"], r["change_pct"]) for r in got] == [
+        ("p1", -18.0), ("p2", -10.0), ("p3", -1.0), ("p5", -1.0)]
+    assert got[1]["datetime_to_utc"] == datetime(2024, 4, 18, 17, 49, 12)
+    top = series.query("drying", {"date_from": "2024-04-06", "date_to": "2024-04-30", "limit": "2"})
+    assert top.column("parcel_id").to_pylist() == ["p1", "p2"]
+    # 04-17 → 04-18: the 04-18 acquisition counts for its own day; p3 and p5 have no ok value on 04-18 after A1
+    got = series.query("drying", {"date_from": "2024-04-17", "date_to": "2024-04-18", "limit": 10}).to_pylist()
+    assert [(r["parcel_id"], r["mv_from_pct"], r["mv_to_pct"]) for r in got] == [("p2", 20.0, 10.0), ("p1", 30.0, 28.0)]
+    assert series.query("drying", {"date_from": "2024-04-30", "date_to": "2024-04-06", "limit": 10}).num_rows == 0
+
+
+def test_model_inputs_query(series: Store):
+    got = series.query("model_inputs", {"acquisition_id": "A2"})
+    assert got.num_rows == 5 and got.column("vv_db").to_pylist() == pytest.approx([-10.0] * 5)
+
+
+def test_unknown_query(series: Store):
+    available = r"unknown query 'nope'\. Available: drying, export, history, latest, model_inputs, summary\.$"
+    with pytest.raises(UsageError, match=available):
+        series.query("nope", {})
+    with pytest.raises(UsageError, match=r"unknown query '\.\./schema'"):
+        series.query("../schema")
+    with pytest.raises(UsageError, match=r"unknown query 'schema'"):
+        series.query("schema")
+
+
+def test_missing_parameter(series: Store):
+    with pytest.raises(UsageError, match=r"query 'history' \(.*history\.sql\) needs parameter\(s\) \$parcel_id"):
+        series.query("history", {})
+    with pytest.raises(UsageError, match=r"needs parameter\(s\) \$date_to, \$limit; it takes: \$date_from, \$date_to"):
+        series.query("drying", {"date_from": "2024-04-01"})
+
+
+def test_unknown_parameter_and_bad_value(series: Store):
+    with pytest.raises(UsageError, match=r"query 'latest' .*unknown parameter\(s\) parcel; it takes no parameters"):
+        series.query("latest", {"parcel": "p1"})
+    with pytest.raises(UsageError, match=r"query 'drying' .*Check the parameter values"):
+        series.query("drying", {"date_from": "April", "date_to": "2024-04-30", "limit": 3})
+
+
+def test_ad_hoc_sql(series: Store):
+    got = series.sql("SELECT count(*) AS n FROM moisture WHERE status = $s", {"s": "ok"})
+    assert got.to_pylist() == [{"n": 12}]  # 5 + 3 + 4
+    with pytest.raises(UsageError, match="SQL error: .*no_such_table"):
+        series.sql("SELECT * FROM no_such_table")
