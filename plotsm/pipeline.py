@@ -24,7 +24,7 @@ from plotsm.inversion import MaskSettings, invert, network_for
 from plotsm.model.infer import load_network
 from plotsm.parcels import Parcels, inner_buffer
 from plotsm.store import Store
-from plotsm.zonal import ZonalEngine
+from plotsm.zonal import ZonalEngine, open_raster
 
 Progress = Callable[[str, int, int], None]
 
@@ -98,9 +98,13 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def _check_exists(rasters: dict[str, Path]) -> None:
+    """Every raster exists and opens as a georeferenced raster (checked before anything is written)."""
     for role, path in rasters.items():
         if not Path(path).is_file():
             raise InputError(f"{path}: {role} raster not found. Pass an existing GeoTIFF to --{role}.")
+        with open_raster(path) as src:
+            if src.crs is None:
+                raise InputError(f"{path}: {role} raster has no CRS. Assign one (gdal_edit.py -a_srs EPSG:32631 {path}).")
 
 
 def observations_table(
@@ -207,6 +211,8 @@ def run_series(
     started = datetime.now(timezone.utc)
     reports: list[AcquisitionReport] = []
     engines: dict[tuple[str, float], ZonalEngine] = {}
+    for acq, _ in jobs:
+        _check_exists(acq.rasters())
     with Store(out_dir) as store:
         store.write_parcels(parcels.gdf, id_column="parcel_id", crs=parcels.crs)
         for i, (acq, settings) in enumerate(jobs):
