@@ -83,12 +83,12 @@ def _info(message: str) -> None:
 @app.command()
 def train(
     out_dir: Annotated[
-        Optional[Path], typer.Option("--out", help="Folder for the .onnx networks and model cards [default: the shipped models/].")
+        Optional[Path], typer.Option("--out", help="Folder for the .onnx networks and model cards (default: the shipped models/).")
     ] = None,
     samples: Annotated[int, typer.Option("--samples", min=100, help="Training samples per network.")] = 60_000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of databases and initial weights.")] = 42,
     network: Annotated[
-        Optional[list[str]], typer.Option("--network", "-n", help="Network(s) to train: dry, wet, all [default: all three].")
+        Optional[list[str]], typer.Option("--network", "-n", help="Network(s) to train: dry, wet, all (default: all three).")
     ] = None,
     evaluate: Annotated[
         bool, typer.Option("--evaluate/--no-evaluate", help="Measure each network against the bound and write it in its card.")
@@ -133,7 +133,7 @@ def _default_eval() -> Any:
 
 @model_app.command("list")
 def model_list(
-    models: Annotated[Optional[Path], typer.Option("--models-dir", help="Folder of .onnx networks [default: shipped].")] = None,
+    models: Annotated[Optional[Path], typer.Option("--models-dir", help="Folder of .onnx networks (default: shipped).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metadata as JSON.")] = False,
 ) -> None:
     """List the available networks with their range, inputs and validation metrics."""
@@ -156,8 +156,8 @@ def model_list(
 @model_app.command("evaluate")
 def model_evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    network: Annotated[Optional[list[str]], typer.Option("--network", "-n", help="Network(s) to evaluate [default: all available].")] = None,
-    models: Annotated[Optional[Path], typer.Option("--models-dir", help="Folder of .onnx networks [default: shipped].")] = None,
+    network: Annotated[Optional[list[str]], typer.Option("--network", "-n", help="Network(s) to evaluate (default: all available).")] = None,
+    models: Annotated[Optional[Path], typer.Option("--models-dir", help="Folder of .onnx networks (default: shipped).")] = None,
     samples: Annotated[int, typer.Option("--samples", min=1000, help="Fresh noisy test samples per network.")] = 100_000,
     reference: Annotated[int, typer.Option("--reference", min=10_000, help="Noisy samples of the k-NN posterior-mean bound.")] = 1_000_000,
     k: Annotated[int, typer.Option("--k", min=1, help="Neighbours of the k-NN posterior-mean estimate.")] = 100,
@@ -238,7 +238,7 @@ def run(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder (holds plotsm.duckdb and caches).")],
     slope: Annotated[Optional[Path], typer.Option("--slope", help="Slope raster, degrees (optional).")] = None,
     apriori: Annotated[str, typer.Option("--apriori", help="A-priori soil state: dry, wet or none (→ full-range network).")] = "none",
-    id_field: Annotated[Optional[str], typer.Option("--id-field", help="Parcel id field [default: first unique id-like field].")] = None,
+    id_field: Annotated[Optional[str], typer.Option("--id-field", help="Parcel id field (default: first unique id-like field).")] = None,
     parcels_crs: Annotated[Optional[str], typer.Option("--parcels-crs", help="CRS of parcels that lack one, e.g. EPSG:2154.")] = None,
     layer: Annotated[Optional[str], typer.Option("--layer", help="Layer of a multi-layer parcels file.")] = None,
     rule: Annotated[str, typer.Option("--rule", help="Pixel rule: center (pixel centres) or coverage (exact fractions).")] = "center",
@@ -250,7 +250,7 @@ def run(
     ndvi_max: Annotated[float, typer.Option("--ndvi-max", help="No estimate above this NDVI.")] = 0.75,
     min_pixels: Annotated[int, typer.Option("--min-pixels", help="No estimate below this many valid σ⁰ pixels.")] = 20,
     slope_max: Annotated[float, typer.Option("--slope-max", help="No estimate above this slope, degrees.")] = 10.0,
-    models: Annotated[Optional[Path], typer.Option("--models-dir", help="Folder of .onnx networks [default: shipped].")] = None,
+    models: Annotated[Optional[Path], typer.Option("--models-dir", help="Folder of .onnx networks (default: shipped).")] = None,
 ) -> None:
     """Soil moisture of every parcel for one Sentinel-1 acquisition; results in <out>/plotsm.duckdb."""
     from plotsm.errors import UsageError
@@ -399,7 +399,7 @@ def export(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder of a run.")] = Path("demo-output"),
     fmt: Annotated[str, typer.Option("--format", help="geoparquet or gpkg.")] = "geoparquet",
     date: Annotated[Optional[str], typer.Option("--date", help="Only acquisitions of this UTC date (YYYY-MM-DD).")] = None,
-    to: Annotated[Optional[Path], typer.Option("--to", help="Target file [default: <out>/moisture.parquet or .gpkg].")] = None,
+    to: Annotated[Optional[Path], typer.Option("--to", help="Target file (default: <out>/moisture.parquet or .gpkg).")] = None,
 ) -> None:
     """Moisture joined to the parcel geometries, in the parcels' CRS, for a GIS."""
     from plotsm.errors import UsageError
