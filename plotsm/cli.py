@@ -301,24 +301,43 @@ def demo(
     _print_demo(summary, out_dir)
 
 
+_DEMO_COLUMNS = {"ok": "ok", "no_data": "no data", "too_few_pixels": "<min px", "ndvi_above_max": "NDVI>max",
+                 "slope_above_max": "slope>max", "outside_domain": "domain"}
+
+
+def _plotsm_command() -> str:
+    """How the user can call plotsm from here (the venv's script when it is not on PATH)."""
+    import shutil
+
+    return "plotsm" if shutil.which("plotsm") else str(Path(sys.executable).parent / "plotsm")
+
+
 def _print_demo(s: Any, out_dir: Path) -> None:
-    table = Table(title=f"plotsm demo: {s.n_parcels} parcels × {len(s.acquisitions)} acquisitions")
-    for col in ("acquisition", "a-priori → network", "ok", "masked (status: count)", "RMSE", "bias"):
-        table.add_column(col)
+    from rich import box
+
+    table = Table(title=f"plotsm demo: {s.n_parcels} parcels × {len(s.acquisitions)} acquisitions, parcels by status",
+                  box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
+    table.add_column("date")
+    table.add_column("network")
+    for label in _DEMO_COLUMNS.values():
+        table.add_column(label, justify="right")
+    table.add_column("RMSE", justify="right")
+    table.add_column("bias", justify="right")
     for a in s.acquisitions:
-        masked = ", ".join(f"{k} {v}" for k, v in a["counts"].items() if k != "ok" and v)
-        table.add_row(a["acquisition_id"], f"{a['apriori']} → {a['network']}", str(a["counts"].get("ok", 0)),
-                      masked, f"{a['rmse']:.2f}", f"{a['bias']:+.2f}")
-    out.print(table)
+        day = a["acquisition_id"][:8]
+        table.add_row(f"{day[:4]}-{day[4:6]}-{day[6:]}", f"{a['apriori']}→{a['network']}",
+                      *[str(a["counts"].get(k, 0)) for k in _DEMO_COLUMNS], f"{a['rmse']:.2f}", f"{a['bias']:+.2f}")
+    Console(width=max(out.width, 96)).print(table)
     out.print(
         f"parcels read {s.n_read}, geometries repaired {s.n_repaired}. Against the known truth, on the "
         f"{s.n_ok} estimates with status ok: RMSE {s.rmse:.2f} vol.%, bias {s.bias:+.2f} vol.%. "
         f"Total time {s.seconds:.1f} s."
     )
     out.print(f"outputs: {out_dir / 'plotsm.duckdb'} (DuckDB), {s.export_path} (GeoParquet); inputs in {out_dir / 'scene'}")
+    cmd = _plotsm_command()
     out.print("try:")
-    out.print(f"  plotsm sql summary --out {out_dir}")
-    out.print(f"  plotsm sql history --out {out_dir} --param parcel_id={s.example_parcel}")
+    out.print(f"  {cmd} sql summary --out {out_dir}")
+    out.print(f"  {cmd} sql history --out {out_dir} --param parcel_id={s.example_parcel}")
 
 
 # --------------------------------------------------------------------------------------------- sql / export
