@@ -221,6 +221,11 @@ def _print_report(report: Any) -> None:
         f"acquisition {report.acquisition_id}: {report.n_parcels} parcels, network {report.network}: {counts} "
         f"({report.seconds['total']:.1f} s)"
     )
+    if report.n_parcels and report.status_counts.get("no_data", 0) == report.n_parcels:
+        err.print(
+            f"[yellow]warning:[/] acquisition {report.acquisition_id}: no parcel has a valid σ⁰ pixel. Check that "
+            "the parcels overlap the rasters (their CRS, or --parcels-crs) and that the σ⁰ raster is not all no-data."
+        )
 
 
 def _parcels_messages(parcels: Any) -> None:
@@ -240,7 +245,7 @@ def run(
     apriori: Annotated[str, typer.Option("--apriori", help="A-priori soil state: dry, wet or none (→ full-range network).")] = "none",
     id_field: Annotated[Optional[str], typer.Option("--id-field", help="Parcel id field (default: first unique id-like field).")] = None,
     parcels_crs: Annotated[Optional[str], typer.Option("--parcels-crs", help="CRS of parcels that lack one, e.g. EPSG:2154.")] = None,
-    layer: Annotated[Optional[str], typer.Option("--layer", help="Layer of a multi-layer parcels file.")] = None,
+    layer: Annotated[Optional[str], typer.Option("--parcels-layer", help="Layer of a multi-layer parcels file.")] = None,
     rule: Annotated[str, typer.Option("--rule", help="Pixel rule: center (pixel centres) or coverage (exact fractions).")] = "center",
     buffer_m: Annotated[float, typer.Option("--buffer", help="Inner buffer of the parcels in metres (e.g. -10 drops mixed edge pixels).")] = 0.0,
     vv_unit: Annotated[str, typer.Option("--vv-unit", help="Unit of the --vv raster: linear or db (averaged in linear units either way).")] = "linear",

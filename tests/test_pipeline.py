@@ -167,3 +167,21 @@ def test_sql_and_export_commands(demo, tmp_path):
     assert check.returncode == 0, check.stdout + check.stderr
     res = cli("export", "--out", out, "--format", "gpkg", "--to", tmp_path / "m.gpkg")
     assert res.returncode == 0 and len(gpd.read_file(tmp_path / "m.gpkg")) == 4 * s.n_parcels
+
+
+def test_all_nan_sigma0_gives_no_data_and_a_warning(scene, tmp_path):
+    src_path = Path(scene.acquisitions[0]["vv"])
+    nan_path = tmp_path / "all_nan.tif"
+    with rasterio.open(src_path) as src:
+        profile = src.profile
+    with rasterio.open(nan_path, "w", **profile) as dst:
+        dst.write(np.full((profile["height"], profile["width"]), np.nan, dtype=np.float32), 1)
+    out = tmp_path / "out"
+    args = run_args(scene, out)
+    args[args.index("--vv") + 1] = nan_path
+    args.remove("-q")
+    res = cli(*args)
+    assert res.returncode == 0, res.stderr
+    assert "no parcel has a valid σ⁰ pixel" in res.stderr
+    assert count(out, "SELECT count(*) FROM moisture WHERE status = 'no_data'") == scene.n_parcels
+    assert count(out, "SELECT count(mv_pct) FROM moisture") == 0
