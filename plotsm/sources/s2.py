@@ -1,0 +1,344 @@
+"""Sentinel-2 L2A products → NDVI rasters (science.md §7).
+
+- ESA L2A (Sen2Cor): ρ = (DN + BOA_ADD_OFFSET) / BOA_QUANTIFICATION_VALUE, both read from ``MTD_MSIL2A.xml``
+  (:func:`read_l2a_offsets`); DN 0 = no data; the 20 m SCL is put on the 10 m grid with nearest-neighbour
+  resampling and the classes of :data:`SCL_MASKED_CLASSES` are masked (:func:`ndvi_from_l2a`).
+- Theia/MAJA L2A (MUSCATE): FRE_B4/FRE_B8 int16 reflectance × 10000, −10000 no data; CLM non-zero = cloudy;
+  MG2 bits of :data:`MG2_MASKED_BITS` masked (:func:`ndvi_from_theia`).
+
+NDVI = (ρ_B8 − ρ_B4) / (ρ_B8 + ρ_B4), float32, NaN = no data. A pixel is no data when either band is no data,
+when the mask says so, or when a reflectance is negative or both are zero (a negative ρ appears for DN < 1000
+with the −1000 offset of baseline ≥ 04.00; its NDVI would leave [−1, 1]).
+
+Rasters are processed in windows of ``block_size`` pixels, so a 10980 × 10980 tile written to a file needs a few
+blocks in memory, never the tile. With ``out=None`` the NDVI array itself is returned (that one is whole).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.warp import reproject
+from affine import Affine
+from rasterio.windows import Window
+
+from plotsm.errors import ConfigurationError, DataWarning, InputError
+from plotsm.sources import TILE_SIZE, bounded_gdal_cache, write_geotiff_atomic
+from plotsm.zonal import open_raster
+
+PathLike = str | os.PathLike[str]
+Encoding = Literal["float32", "uint8"]
+
+#: SCL classes masked by default [C classes, set D]: 0 no data, 1 saturated or defective, 3 cloud shadow,
+#: 8 cloud medium probability, 9 cloud high probability, 10 thin cirrus, 11 snow or ice.
+SCL_MASKED_CLASSES: frozenset[int] = frozenset({0, 1, 3, 8, 9, 10, 11})
+
+#: MAJA MG2 bits masked by default [C]: bit 0 water, 1 cloud, 2 snow, 3 cloud shadow.
+MG2_MASKED_BITS: int = 0b1111
+
+#: Processing baseline from which ESA adds BOA_ADD_OFFSET = −1000 to L2A DNs (25 January 2022) [C].
+OFFSET_BASELINE = (4, 0)
+#: Offset of baselines ≥ 04.00 when a product does not state it (it always does in MTD_MSIL2A.xml) [C].
+DEFAULT_BOA_ADD_OFFSET = -1000.0
+#: BOA_QUANTIFICATION_VALUE of every L2A baseline so far [C].
+DEFAULT_BOA_QUANTIFICATION = 10000.0
+
+#: Theia/MAJA FRE encoding [C]: reflectance × 10000 in int16, −10000 = no data.
+THEIA_SCALE = 10000.0
+THEIA_NODATA = -10000
+
+#: uint8 NDVI encoding [D]: value = round((NDVI + 1) · 100), so 0 ↔ −1, 100 ↔ 0, 200 ↔ +1 (step 0.01);
+#: 255 = no data; 201–254 unused. Decode with NDVI = value / 100 − 1 (:func:`decode_ndvi_uint8`).
+UINT8_NODATA = 255
+UINT8_SCALE = 100.0
+
+_BASELINE = re.compile(r"^\s*(\d{2})\.(\d{2})\s*$")
+
+
+# ------------------------------------------------------------------------------------------- L2A metadata
+
+
+def read_l2a_offsets(mtd_xml: PathLike) -> dict[str, Any]:
+    """Radiometric offsets of an ESA L2A product from its ``MTD_MSIL2A.xml``.
+
+    Returns ``{"processing_baseline": "04.00", "boa_quantification_value": 10000.0,
+    "boa_add_offset": {"B1": -1000.0, …, "B8A": …, "B12": …}}``; band names come from
+    ``Spectral_Information/@physicalBand``. Baselines before 04.00 carry no offset list: their offsets are 0.
+    A missing or malformed baseline, a missing quantification value, or a baseline ≥ 04.00 without offsets
+    raises :class:`InputError` naming the file.
+    """
+    path = Path(mtd_xml)
+    if not path.is_file():
+        raise InputError(f"{path}: L2A metadata not found. Pass the MTD_MSIL2A.xml at the top of the .SAFE.")
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise InputError(f"{path}: not valid XML ({exc}). Pass the MTD_MSIL2A.xml of the product.") from exc
+
+    def find(tag: str) -> list[ET.Element]:
+        return [el for el in root.iter() if el.tag.rsplit("}", 1)[-1] == tag]
+
+    baselines = find("PROCESSING_BASELINE")
+    if not baselines or not (baselines[0].text or "").strip():
+        raise InputError(f"{path}: no PROCESSING_BASELINE; cannot tell the BOA offset. "
+                         "Pass the MTD_MSIL2A.xml of an L2A product (not MTD_TL.xml or an L1C file).")
+    baseline = (baselines[0].text or "").strip()
+    parsed = _parse_baseline(baseline)
+    if parsed is None:
+        raise InputError(f"{path}: unknown processing baseline {baseline!r} (expected NN.NN, e.g. 04.00). "
+                         "Pass offsets explicitly with l2a_offsets_for_baseline().")
+    quant = find("BOA_QUANTIFICATION_VALUE")
+    if not quant:
+        raise InputError(f"{path}: no BOA_QUANTIFICATION_VALUE. Pass the MTD_MSIL2A.xml of an L2A product.")
+    bands = {el.get("bandId"): el.get("physicalBand") for el in find("Spectral_Information")}
+    offsets_el = find("BOA_ADD_OFFSET")
+    if offsets_el:
+        offsets = {bands.get(el.get("band_id"), f"band_id {el.get('band_id')}"): float(el.text or "nan")
+                   for el in offsets_el}
+    elif parsed >= OFFSET_BASELINE:
+        raise InputError(f"{path}: processing baseline {baseline} (≥ 04.00) but no BOA_ADD_OFFSET values. "
+                         "The file looks truncated; use the product's complete MTD_MSIL2A.xml.")
+    else:
+        offsets = {name: 0.0 for name in bands.values() if name}
+    return {"processing_baseline": baseline, "boa_quantification_value": float(quant[0].text or "nan"),
+            "boa_add_offset": offsets}
+
+
+def l2a_offsets_for_baseline(baseline: str) -> dict[str, Any]:
+    """Offsets implied by a processing baseline alone, for products shipped without ``MTD_MSIL2A.xml`` (COGs
+    whose STAC item gives ``s2:processing_baseline``): offset 0 before 04.00, −1000 from 04.00 on (B4, B8)."""
+    parsed = _parse_baseline(baseline)
+    if parsed is None:
+        raise InputError(f"unknown processing baseline {baseline!r} (expected NN.NN, e.g. 04.00).")
+    offset = DEFAULT_BOA_ADD_OFFSET if parsed >= OFFSET_BASELINE else 0.0
+    return {"processing_baseline": baseline.strip(), "boa_quantification_value": DEFAULT_BOA_QUANTIFICATION,
+            "boa_add_offset": {"B4": offset, "B8": offset}}
+
+
+def _parse_baseline(text: str) -> tuple[int, int] | None:
+    match = _BASELINE.match(text)
+    return (int(match[1]), int(match[2])) if match else None
+
+
+# ----------------------------------------------------------------------------------------------- encoding
+
+
+def ndvi_index(rho_red: np.ndarray, rho_nir: np.ndarray) -> np.ndarray:
+    """NDVI (float32) of two reflectance arrays; NaN where either is NaN or negative, or both are 0."""
+    red = np.asarray(rho_red, dtype=np.float32)
+    nir = np.asarray(rho_nir, dtype=np.float32)
+    total = nir + red
+    bad = ~((red >= 0) & (nir >= 0) & (total > 0))  # also True where either is NaN
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ndvi = (nir - red) / total
+    ndvi[bad] = np.nan
+    return ndvi.astype(np.float32, copy=False)
+
+
+def encode_ndvi_uint8(ndvi: np.ndarray) -> np.ndarray:
+    """uint8 NDVI: round((NDVI + 1) · 100) in 0–200, :data:`UINT8_NODATA` (255) where NDVI is NaN."""
+    scaled = np.rint((np.clip(ndvi, -1.0, 1.0) + 1.0) * UINT8_SCALE)
+    return np.where(np.isnan(ndvi), UINT8_NODATA, scaled).astype(np.uint8)
+
+
+def decode_ndvi_uint8(values: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`encode_ndvi_uint8`: NDVI = value / 100 − 1, NaN where value is 255."""
+    values = np.asarray(values)
+    ndvi = values.astype(np.float32) / np.float32(UINT8_SCALE) - np.float32(1.0)
+    ndvi[values == UINT8_NODATA] = np.nan
+    return ndvi
+
+
+# ------------------------------------------------------------------------------------------------ products
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """One input raster: path, role (named in errors) and how its values become reflectance or a mask."""
+
+    path: Path
+    role: str
+    convert: Callable[[np.ndarray], np.ndarray]  # reflectance (float32, NaN no data) or invalid (bool)
+
+
+def ndvi_from_l2a(b04: PathLike | None, b08: PathLike | None, scl: PathLike | None,
+                  mtd: PathLike | dict[str, Any] | None = None, out: PathLike | None = None, *,
+                  masked_scl_classes: Sequence[int] = tuple(sorted(SCL_MASKED_CLASSES)),
+                  encoding: Encoding = "float32", block_size: int = 2 * TILE_SIZE) -> Path | np.ndarray:
+    """NDVI of an ESA L2A product on the grid of ``b04``.
+
+    ``mtd`` is the product's ``MTD_MSIL2A.xml``, or offsets from :func:`read_l2a_offsets` /
+    :func:`l2a_offsets_for_baseline`. ``None`` assumes the pre-04.00 encoding (offset 0, quantification 10000)
+    and warns (:class:`DataWarning`): a product of baseline ≥ 04.00 would then get a wrong NDVI.
+    ``scl`` (any resolution, usually 20 m) is resampled to the band grid with nearest neighbour; pixels whose
+    class is in ``masked_scl_classes`` are NaN, as are pixels outside the SCL. ``scl=None`` skips the mask.
+    With ``out`` the NDVI is written there (tiled deflate GeoTIFF, atomically) and the path returned;
+    otherwise the array is returned. ``encoding="uint8"`` stores :func:`encode_ndvi_uint8` values.
+    """
+    red_path = _require(b04, "B04 (red, 10 m) band")
+    nir_path = _require(b08, "B08 (NIR, 10 m) band")
+    offsets = _resolve_offsets(mtd)
+    quant = float(offsets["boa_quantification_value"])
+    add = offsets["boa_add_offset"]
+
+    def to_rho(band: str) -> Callable[[np.ndarray], np.ndarray]:
+        offset = _band_offset(add, band, offsets)
+
+        def convert(dn: np.ndarray) -> np.ndarray:
+            rho = (dn.astype(np.float32) + np.float32(offset)) / np.float32(quant)
+            rho[dn == 0] = np.nan
+            return rho
+        return convert
+
+    masked = np.asarray(sorted(set(int(c) for c in masked_scl_classes)), dtype=np.int64)
+    layers = [_Layer(red_path, "B04 band", to_rho("B4")), _Layer(nir_path, "B08 band", to_rho("B8"))]
+    masks = [] if scl is None else [_Layer(_require(scl, "SCL (scene classification) layer"), "SCL",
+                                           lambda values: np.isin(values, masked))]
+    return _compute_ndvi(layers, masks, out, encoding, block_size)
+
+
+def ndvi_from_theia(fre_b4: PathLike | None, fre_b8: PathLike | None, clm: PathLike | None = None,
+                    mg2: PathLike | None = None, out: PathLike | None = None, *,
+                    mg2_masked_bits: int = MG2_MASKED_BITS, encoding: Encoding = "float32",
+                    block_size: int = 2 * TILE_SIZE) -> Path | np.ndarray:
+    """NDVI of a Theia/MAJA L2A product (``*_FRE_B4.tif``, ``*_FRE_B8.tif``), on the grid of ``fre_b4``.
+
+    ρ = value / 10000, −10000 = no data. ``clm`` (``MASKS/*_CLM_R1.tif``): any non-zero value masks the pixel.
+    ``mg2`` (``MASKS/*_MG2_R1.tif``): pixels with any bit of ``mg2_masked_bits`` set are masked (default bits
+    0 water, 1 cloud, 2 snow, 3 cloud shadow). Masks on another grid are resampled with nearest neighbour;
+    pixels outside a mask count as masked. ``out`` and ``encoding`` as in :func:`ndvi_from_l2a`.
+    """
+    red_path = _require(fre_b4, "FRE_B4 (red) band")
+    nir_path = _require(fre_b8, "FRE_B8 (NIR) band")
+
+    def to_rho(dn: np.ndarray) -> np.ndarray:
+        rho = dn.astype(np.float32) / np.float32(THEIA_SCALE)
+        rho[dn == THEIA_NODATA] = np.nan
+        return rho
+
+    layers = [_Layer(red_path, "FRE_B4 band", to_rho), _Layer(nir_path, "FRE_B8 band", to_rho)]
+    masks: list[_Layer] = []
+    if clm is not None:
+        masks.append(_Layer(_require(clm, "CLM cloud mask"), "CLM", lambda v: v != 0))
+    if mg2 is not None:
+        masks.append(_Layer(_require(mg2, "MG2 mask"), "MG2",
+                            lambda v: (v.astype(np.int64) & int(mg2_masked_bits)) != 0))
+    return _compute_ndvi(layers, masks, out, encoding, block_size, mask_outside=255)
+
+
+def _require(path: PathLike | None, what: str) -> Path:
+    if path is None:
+        raise InputError(f"{what} missing: pass its path.")
+    if not Path(path).is_file():
+        raise InputError(f"{path}: {what} not found. Pass the path of an existing raster.")
+    return Path(path)
+
+
+def _resolve_offsets(mtd: PathLike | dict[str, Any] | None) -> dict[str, Any]:
+    if mtd is None:
+        warnings.warn("no L2A metadata given: assuming BOA_ADD_OFFSET 0 and quantification 10000 (baselines "
+                      "before 04.00). Pass mtd=MTD_MSIL2A.xml or l2a_offsets_for_baseline(...) to be sure.",
+                      DataWarning, stacklevel=3)
+        return l2a_offsets_for_baseline("02.00")
+    if isinstance(mtd, dict):
+        if "boa_quantification_value" not in mtd or "boa_add_offset" not in mtd:
+            raise ConfigurationError("offsets dict needs 'boa_quantification_value' and 'boa_add_offset' "
+                                     "(use read_l2a_offsets or l2a_offsets_for_baseline).")
+        return mtd
+    return read_l2a_offsets(mtd)
+
+
+def _band_offset(offsets: dict[str, float], band: str, meta: dict[str, Any]) -> float:
+    for name in (band, band.replace("B", "B0", 1)):
+        if name in offsets:
+            return float(offsets[name])
+    raise InputError(f"no BOA_ADD_OFFSET for band {band} in the metadata of baseline "
+                     f"{meta.get('processing_baseline', '?')}: bands present {sorted(offsets)}.")
+
+
+def _windows(width: int, height: int, block: int) -> Iterator[Window]:
+    for row in range(0, height, block):
+        for col in range(0, width, block):
+            yield Window(col, row, min(block, width - col), min(block, height - row))
+
+
+def _compute_ndvi(layers: list[_Layer], masks: list[_Layer], out: PathLike | None, encoding: Encoding,
+                  block_size: int, mask_outside: int = 0) -> Path | np.ndarray:
+    if encoding not in ("float32", "uint8"):
+        raise ConfigurationError(f"encoding {encoding!r}: use 'float32' or 'uint8'.")
+    if block_size <= 0:
+        raise ConfigurationError(f"block_size {block_size}: must be a positive number of pixels.")
+    red_layer, nir_layer = layers
+    with bounded_gdal_cache(), open_raster(red_layer.path) as red, open_raster(nir_layer.path) as nir:
+        for src, layer in ((red, red_layer), (nir, nir_layer)):
+            if src.crs is None:
+                raise InputError(f"{layer.path}: {layer.role} has no CRS. Use the product's original file.")
+        if (nir.crs, nir.transform, nir.shape) != (red.crs, red.transform, red.shape):
+            raise InputError(f"{nir_layer.path}: {nir_layer.role} grid {nir.shape} {nir.transform[:6]} differs "
+                             f"from {red_layer.role} {red.shape} {red.transform[:6]}; pass the two 10 m bands.")
+        mask_srcs: list[Any] = []
+        try:
+            for layer in masks:
+                mask_srcs.append(_open_mask(layer))
+            dtype = np.uint8 if encoding == "uint8" else np.float32
+            nodata = UINT8_NODATA if encoding == "uint8" else np.nan
+            profile = {"crs": red.crs, "transform": red.transform, "width": red.width, "height": red.height,
+                       "count": 1, "dtype": np.dtype(dtype).name, "nodata": nodata}
+            blocks = _ndvi_blocks(red, nir, red_layer, nir_layer, list(zip(masks, mask_srcs)), block_size,
+                                  mask_outside)
+            if out is None:
+                result = np.empty((red.height, red.width), dtype=dtype)
+                for window, ndvi in blocks:
+                    result[window.toslices()] = encode_ndvi_uint8(ndvi) if encoding == "uint8" else ndvi
+                return result
+            with write_geotiff_atomic(out, profile,
+                                      Resampling.nearest if encoding == "uint8" else Resampling.average) as dst:
+                dst.update_tags(NDVI_ENCODING="round((ndvi+1)*100), 255 nodata" if encoding == "uint8"
+                                else "float32, NaN nodata")
+                for window, ndvi in blocks:
+                    dst.write(encode_ndvi_uint8(ndvi) if encoding == "uint8" else ndvi, 1, window=window)
+            return Path(out)
+        finally:
+            for src in mask_srcs:
+                src.close()
+
+
+def _open_mask(layer: _Layer) -> Any:
+    """Open a mask raster for the whole computation (closed by the caller); errors become InputError."""
+    with open_raster(layer.path) as src:  # validates the file and turns rasterio errors into InputError
+        if src.crs is None:
+            raise InputError(f"{layer.path}: {layer.role} has no CRS. Use the product's original file.")
+    return rasterio.open(layer.path)
+
+
+def _ndvi_blocks(red: Any, nir: Any, red_layer: _Layer, nir_layer: _Layer, masks: list[tuple[_Layer, Any]],
+                 block_size: int, mask_outside: int) -> Iterator[tuple[Window, np.ndarray]]:
+    for window in _windows(red.width, red.height, block_size):
+        rho_red = red_layer.convert(red.read(1, window=window))
+        rho_nir = nir_layer.convert(nir.read(1, window=window))
+        ndvi = ndvi_index(rho_red, rho_nir)
+        for layer, src in masks:
+            values = _mask_on_window(src, red, window, mask_outside)
+            ndvi[layer.convert(values)] = np.nan
+        yield window, ndvi
+
+
+def _mask_on_window(src: Any, grid: Any, window: Window, fill: int) -> np.ndarray:
+    """Mask values resampled (nearest) onto one window of ``grid``; ``fill`` outside the mask's extent."""
+    dst = np.full((int(window.height), int(window.width)), fill, dtype=src.dtypes[0])
+    t = grid.transform
+    col, row = float(window.col_off), float(window.row_off)
+    dst_transform = Affine(t.a, t.b, t.c + t.a * col + t.b * row, t.d, t.e, t.f + t.d * col + t.e * row)
+    reproject(rasterio.band(src, 1), dst, dst_transform=dst_transform,
+              dst_crs=grid.crs, dst_nodata=fill, src_nodata=None, resampling=Resampling.nearest)
+    return dst
