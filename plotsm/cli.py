@@ -436,6 +436,66 @@ def export(
     out.print(f"wrote {path}")
 
 
+# ------------------------------------------------------------------------------------------- sources
+
+s2_app = typer.Typer(help="Sentinel-2 L2A → NDVI rasters.", no_args_is_help=True)
+dem_app = typer.Typer(help="DEM → slope raster.", no_args_is_help=True)
+app.add_typer(s2_app, name="s2")
+app.add_typer(dem_app, name="dem")
+
+
+@s2_app.command("ndvi")
+def s2_ndvi(
+    b04: Annotated[Path, typer.Option("--b04", help="B04 (red, 10 m) band file: JP2 or GeoTIFF/COG.")],
+    b08: Annotated[Path, typer.Option("--b08", help="B08 (NIR, 10 m) band file.")],
+    scl: Annotated[Path, typer.Option("--scl", help="SCL scene classification (20 m), resampled by nearest.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Output NDVI GeoTIFF.")],
+    mtd: Annotated[Optional[Path], typer.Option("--mtd", help="MTD_MSIL2A.xml (reflectance offset per processing baseline).")] = None,
+    uint8: Annotated[bool, typer.Option("--uint8", help="Encode as uint8: round((NDVI+1)·100), 255 = no data.")] = False,
+) -> None:
+    """NDVI of an ESA L2A product (cloud, shadow, cirrus, snow, saturated and no-data pixels masked by SCL)."""
+    from plotsm.sources.s2 import ndvi_from_l2a
+
+    path = ndvi_from_l2a(b04, b08, scl, mtd, out_path, encoding="uint8" if uint8 else "float32")
+    out.print(f"wrote {path}")
+
+
+@s2_app.command("composite")
+def s2_composite(
+    ndvi: Annotated[list[Path], typer.Argument(help="NDVI rasters on one grid; dates from YYYYMMDD in the names.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for ndvi_YYYYMM.tif monthly medians.")],
+) -> None:
+    """Monthly median NDVI composites of single-date NDVI rasters (dates read from the file names)."""
+    import re
+
+    from plotsm.errors import InputError
+    from plotsm.sources.composite import write_monthly_composites
+
+    dates = []
+    for p in ndvi:
+        m = re.search(r"(20\d{2})(\d{2})(\d{2})", p.name)
+        if not m:
+            raise InputError(f"{p}: no date YYYYMMDD in the file name. Rename it, e.g. NDVI_20240406.tif.")
+        dates.append(f"{m.group(1)}-{m.group(2)}-{m.group(3)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = write_monthly_composites(list(ndvi), dates, out_dir)
+    for month, path in written.items():
+        out.print(f"{month}: {path}")
+
+
+@dem_app.command("slope")
+def dem_slope(
+    dem: Annotated[Path, typer.Argument(help="DEM GeoTIFF (e.g. SRTM), geographic or projected CRS.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Output slope GeoTIFF, degrees.")],
+    grid: Annotated[Optional[Path], typer.Option("--grid", help="Raster whose grid the slope is resampled onto (bilinear).")] = None,
+) -> None:
+    """Slope in degrees (Horn's method), correct in geographic and projected CRS."""
+    from plotsm.sources.dem import slope_deg
+
+    path = slope_deg(dem, out_path, target_grid=grid)
+    out.print(f"wrote {path}")
+
+
 # ------------------------------------------------------------------------------------------------- entry
 
 

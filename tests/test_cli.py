@@ -24,9 +24,9 @@ def _all_commands(cmd, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
 COMMANDS = _all_commands(typer.main.get_command(app))
 
 
-def run(args: list[str]) -> subprocess.CompletedProcess[str]:
+def run(args: list) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "from plotsm.cli import main; main()", *args],
+        [sys.executable, "-c", "from plotsm.cli import main; main()", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -87,3 +87,30 @@ def test_train_unknown_network_is_usage_error(tmp_path: Path):
     res = run(["train", "--out", str(tmp_path), "--network", "humid"])
     assert res.returncode == 2
     assert "unknown; choose among dry, wet, all" in res.stderr
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_sources_commands_chain(tmp_path: Path):
+    import numpy as np
+    import rasterio
+
+    res = run(["dem", "slope", DATA / "dem_srtm_rome_30m.tif", "--out", tmp_path / "slope.tif"])
+    assert res.returncode == 0, res.stderr
+    with rasterio.open(tmp_path / "slope.tif") as src:
+        slope = src.read(1)
+    assert 0 <= np.nanmin(slope) and np.nanmax(slope) < 90
+    ndvi = tmp_path / "ndvi_20200219.tif"
+    res = run(["s2", "ndvi", "--b04", DATA / "s2_29rkh_b04.tif", "--b08", DATA / "s2_29rkh_b08.tif",
+               "--scl", DATA / "s2_29rkh_scl.tif", "--mtd", DATA / "s2_mtd_msil2a_n0212.xml", "--out", ndvi])
+    assert res.returncode == 0, res.stderr
+    res = run(["s2", "composite", ndvi, "--out", tmp_path / "monthly"])
+    assert res.returncode == 0, res.stderr
+    (composite,) = (tmp_path / "monthly").glob("*.tif")
+    with rasterio.open(ndvi) as a, rasterio.open(composite) as b:
+        np.testing.assert_array_equal(a.read(1), b.read(1))  # median of one date is that date
+    res = run(["s2", "ndvi", "--b04", tmp_path / "nope.tif", "--b08", DATA / "s2_29rkh_b08.tif",
+               "--scl", DATA / "s2_29rkh_scl.tif", "--out", tmp_path / "x.tif"])
+    assert res.returncode == 4 and "nope.tif: B04 (red, 10 m) band not found" in res.stderr
+    assert not (tmp_path / "x.tif").exists()
