@@ -18,7 +18,6 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from plotsm import __version__
 from plotsm.errors import InputError, UsageError
 from plotsm.inversion import MaskSettings, invert, network_for
 from plotsm.model.infer import load_network
@@ -232,7 +231,7 @@ def run_series(
             started_utc=started,
             finished_utc=datetime.now(timezone.utc),
             settings={"acquisitions": [r.acquisition_id for r in reports],
-                      "run_settings": [s.to_dict() for _, s in jobs][:1]},
+                      "run_settings": [s.to_dict() for _, s in jobs]},
             timings={r.acquisition_id: round(r.seconds["total"], 3) for r in reports},
         )
     return reports

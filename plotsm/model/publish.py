@@ -7,7 +7,6 @@ that states the same in words and numbers. Files are written atomically.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -202,7 +201,3 @@ def model_card(meta: dict[str, Any], evaluation: dict[str, Any] | None) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def metadata_json(meta: dict[str, Any]) -> str:
-    return json.dumps(meta, indent=2, sort_keys=True)
