@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import numpy as np
 import onnx
@@ -17,14 +16,9 @@ import onnx
 from plotsm.model.infer import available_networks, load_network
 from plotsm.model.onnx_export import mlp_from_onnx
 
+from _timing import best_of
 
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+
 
 
 def main() -> None:

@@ -48,6 +48,8 @@ from rasterio.windows import Window
 
 from plotsm.zonal import ZonalEngine
 
+from _timing import best_of
+
 OUT = Path(__file__).resolve().parent / "out"
 CRS = "EPSG:32631"
 RES = 10.0
@@ -109,13 +111,6 @@ def scene(size_px: int, n_parcels: int, seed: int = 0) -> tuple[Path, Path]:
 # ------------------------------------------------------------------------------------------------ timing
 
 
-def best_of(fn: Callable[[], Any], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def once(fn: Callable[[], Any]) -> float:
