@@ -446,17 +446,16 @@ app.add_typer(dem_app, name="dem")
 
 @s2_app.command("ndvi")
 def s2_ndvi(
-    b04: Annotated[Path, typer.Option("--b04", help="B04 (red, 10 m) band file: JP2 or GeoTIFF/COG.")],
-    b08: Annotated[Path, typer.Option("--b08", help="B08 (NIR, 10 m) band file.")],
-    scl: Annotated[Path, typer.Option("--scl", help="SCL scene classification (20 m), resampled by nearest.")],
-    out_path: Annotated[Path, typer.Option("--out", help="Output NDVI GeoTIFF.")],
-    mtd: Annotated[Optional[Path], typer.Option("--mtd", help="MTD_MSIL2A.xml (reflectance offset per processing baseline).")] = None,
+    product: Annotated[Path, typer.Argument(help="Sentinel-2 product, folder or .zip: ESA L2A .SAFE, L2A COG assets with their STAC item, AWS L2A tile folder, Theia L2A or L3A.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder; the NDVI is written there as NDVI_<tile>_<YYYYMMDD>.tif.")],
     uint8: Annotated[bool, typer.Option("--uint8", help="Encode as uint8: round((NDVI+1)·100), 255 = no data.")] = False,
 ) -> None:
-    """NDVI of an ESA L2A product (cloud, shadow, cirrus, snow, saturated and no-data pixels masked by SCL)."""
-    from plotsm.sources.s2 import ndvi_from_l2a
+    """NDVI of a whole Sentinel-2 product; clouds, shadows, snow, water and no data masked (SCL, CLM/MG2 or FLG)."""
+    from plotsm.sources.s2_product import resolve_s2_product, write_product_ndvi
 
-    path = ndvi_from_l2a(b04, b08, scl, mtd, out_path, encoding="uint8" if uint8 else "float32")
+    resolved = resolve_s2_product(product)
+    _info(f"{resolved.kind} ({resolved.layout}) tile {resolved.tile}, {resolved.date:%Y-%m-%d}")
+    path = write_product_ndvi(resolved, out_dir, encoding="uint8" if uint8 else "float32")
     out.print(f"wrote {path}")
 
 
@@ -494,6 +493,52 @@ def dem_slope(
 
     path = slope_deg(dem, out_path, target_grid=grid)
     out.print(f"wrote {path}")
+
+
+# ---------------------------------------------------------------------------------------------- sentinel-1
+
+s1_app = typer.Typer(help="Sentinel-1 GRD → σ⁰ VV and incidence-angle rasters.", no_args_is_help=True)
+app.add_typer(s1_app, name="s1")
+
+
+@s1_app.command("calibrate")
+def s1_calibrate(
+    product: Annotated[Path, typer.Argument(help="GRD product: .SAFE folder or .zip (IW, with VV).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (created if missing) for <stem>_sigma0.tif and <stem>_theta.tif.")],
+    dem: Annotated[Optional[Path], typer.Option("--dem", help="DEM GeoTIFF for terrain geocoding (e.g. SRTM). Without it: GCP geocoding, no terrain correction.")] = None,
+    grid: Annotated[Optional[Path], typer.Option("--grid", help="Raster whose grid to use (e.g. an S2 band or NDVI).")] = None,
+    crs: Annotated[Optional[str], typer.Option("--crs", help="Output CRS, e.g. EPSG:32631 (default: UTM zone of the area).")] = None,
+    res: Annotated[float, typer.Option("--res", help="Output pixel size, metres (with --crs or the default UTM grid).")] = 10.0,
+    parcels: Annotated[Optional[Path], typer.Option("--parcels", help="Parcels whose extent (+ --margin) and UTM zone set the grid.")] = None,
+    margin_m: Annotated[float, typer.Option("--margin", help="Margin around --parcels, metres.")] = 200.0,
+    geoid_offset: Annotated[Optional[float], typer.Option("--geoid-offset", help="Geoid undulation (m) added to DEM heights (SRTM is EGM96); default: from PROJ if it has the grid, else 0 with a warning.")] = None,
+    no_denoise: Annotated[bool, typer.Option("--no-denoise", help="Skip thermal-noise removal.")] = False,
+) -> None:
+    """Calibrate (σ⁰ LUT), remove thermal noise and geocode a GRD product; outputs feed `plotsm run`."""
+    from plotsm.errors import UsageError
+    from plotsm.sources.s1.grd import calibrate_grd
+
+    if grid is not None and (crs is not None or parcels is not None):
+        raise UsageError("--grid sets the whole output grid; do not combine it with --crs or --parcels.")
+    bounds = None
+    if parcels is not None:
+        from plotsm.parcels import read_parcels
+
+        p = read_parcels(parcels)
+        wgs = p.gdf.to_crs(p.gdf.estimate_utm_crs()).buffer(margin_m).to_crs("EPSG:4326")
+        bounds = tuple(float(v) for v in wgs.total_bounds)
+        if crs is None:
+            crs = str(p.gdf.estimate_utm_crs())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with _progress() as bar:
+        task = bar.add_task("s1 calibrate", total=None)
+        result = calibrate_grd(product, out_dir, dem=dem, grid=grid, crs=crs, res=res, bounds_lonlat=bounds,  # type: ignore[arg-type]
+                               geoid_offset_m=geoid_offset, denoise=not no_denoise,
+                               progress=lambda done, total: bar.update(task, completed=done, total=total))
+    out.print(f"{result.geocoding} geocoding, {result.grid.width}×{result.grid.height} px, {result.n_valid} valid, "
+              f"{result.n_clipped} clipped to 0 by noise removal")
+    out.print(f"wrote {result.sigma0}")
+    out.print(f"wrote {result.theta}")
 
 
 # ------------------------------------------------------------------------------------------------- entry

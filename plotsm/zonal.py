@@ -113,10 +113,17 @@ class Grid:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def is_gdal_virtual(path: str | os.PathLike[str]) -> bool:
+    """True for a GDAL virtual file system path (``/vsizip/{archive.zip}/member``, ``/vsicurl/…``): such a path
+    is not on disk, so only opening it tells whether it exists."""
+    return str(path).startswith("/vsi")
+
+
 @contextmanager
 def open_raster(path: str | os.PathLike[str]) -> Iterator[Any]:
-    """Open a raster with rasterio, turning a missing, unreadable or corrupt file into an InputError."""
-    if not Path(path).is_file():
+    """Open a raster with rasterio, turning a missing, unreadable or corrupt file into an InputError.
+    GDAL virtual paths (:func:`is_gdal_virtual`) are passed to GDAL as they are."""
+    if not is_gdal_virtual(path) and not Path(path).is_file():
         raise InputError(f"{path}: raster not found. Pass an existing GeoTIFF.")
     try:
         src = rasterio.open(path)

@@ -101,16 +101,21 @@ def test_sources_commands_chain(tmp_path: Path):
     with rasterio.open(tmp_path / "slope.tif") as src:
         slope = src.read(1)
     assert 0 <= np.nanmin(slope) and np.nanmax(slope) < 90
-    ndvi = tmp_path / "ndvi_20200219.tif"
-    res = run(["s2", "ndvi", "--b04", DATA / "s2_29rkh_b04.tif", "--b08", DATA / "s2_29rkh_b08.tif",
-               "--scl", DATA / "s2_29rkh_scl.tif", "--mtd", DATA / "s2_mtd_msil2a_n0212.xml", "--out", ndvi])
+    import shutil
+
+    product = tmp_path / "S2A_29RKH_20200219_0_L2A"  # COG assets + STAC item (Earth Search layout)
+    product.mkdir()
+    for band in ("b04", "b08", "scl"):
+        shutil.copy(DATA / f"s2_29rkh_{band}.tif", product / f"{band.upper()}.tif")
+    shutil.copy(DATA / "s2_29rkh_stac_item.json", product / "S2A_29RKH_20200219_0_L2A.json")
+    res = run(["s2", "ndvi", product, "--out", tmp_path / "ndvi"])
     assert res.returncode == 0, res.stderr
+    ndvi = tmp_path / "ndvi" / "NDVI_29RKH_20200219.tif"
     res = run(["s2", "composite", ndvi, "--out", tmp_path / "monthly"])
     assert res.returncode == 0, res.stderr
     (composite,) = (tmp_path / "monthly").glob("*.tif")
     with rasterio.open(ndvi) as a, rasterio.open(composite) as b:
         np.testing.assert_array_equal(a.read(1), b.read(1))  # median of one date is that date
-    res = run(["s2", "ndvi", "--b04", tmp_path / "nope.tif", "--b08", DATA / "s2_29rkh_b08.tif",
-               "--scl", DATA / "s2_29rkh_scl.tif", "--out", tmp_path / "x.tif"])
-    assert res.returncode == 4 and "nope.tif: B04 (red, 10 m) band not found" in res.stderr
-    assert not (tmp_path / "x.tif").exists()
+    res = run(["s2", "ndvi", tmp_path / "nope.SAFE", "--out", tmp_path / "x"])
+    assert res.returncode == 4 and "nope.SAFE: product not found" in res.stderr
+    assert not (tmp_path / "x").exists()

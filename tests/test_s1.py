@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 
 from plotsm.errors import DataWarning, InputError
-from plotsm.sources import s1
+from plotsm.sources.s1 import radiometry as s1
 from plotsm.sources.s1 import calibrate, noise_lut, read_calibration, read_noise, sigma_nought_lut
 
 DATA = Path(__file__).parent / "data"

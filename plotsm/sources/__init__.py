@@ -72,7 +72,15 @@ def write_geotiff_atomic(path: str | os.PathLike[str], profile: dict[str, Any],
                     factors.append(2 ** (len(factors) + 1))
                 if factors:
                     dst.build_overviews(factors, overviews)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode a plain open() would
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process umask (read by setting it, then restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

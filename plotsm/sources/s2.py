@@ -5,6 +5,11 @@
   resampling and the classes of :data:`SCL_MASKED_CLASSES` are masked (:func:`ndvi_from_l2a`).
 - Theia/MAJA L2A (MUSCATE): FRE_B4/FRE_B8 int16 reflectance × 10000, −10000 no data; CLM non-zero = cloudy;
   MG2 bits of :data:`MG2_MASKED_BITS` masked (:func:`ndvi_from_theia`).
+- Theia L3A monthly syntheses (WASP): FRC_B4/FRC_B8 with the same encoding; FLG_R1 values other than
+  :data:`L3A_VALID_FLAGS` (4, land) masked (:func:`ndvi_from_theia_l3a`).
+
+Finding those files in a whole product (.SAFE folder or zip, COG folder, Theia folder) is
+:mod:`plotsm.sources.s2_product`'s job.
 
 NDVI = (ρ_B8 − ρ_B4) / (ρ_B8 + ρ_B4), float32, NaN = no data. A pixel is no data when either band is no data,
 when the mask says so, or when a reflectance is negative or both are zero (a negative ρ appears for DN < 1000
@@ -21,20 +26,23 @@ import re
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import rasterio
+from rasterio._err import CPLE_BaseError
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
 from rasterio.warp import reproject
 from affine import Affine
 from rasterio.windows import Window
 
 from plotsm.errors import ConfigurationError, DataWarning, InputError
 from plotsm.sources import TILE_SIZE, bounded_gdal_cache, write_geotiff_atomic
-from plotsm.zonal import open_raster
+from plotsm.zonal import is_gdal_virtual, open_raster
 
 PathLike = str | os.PathLike[str]
 Encoding = Literal["float32", "uint8"]
@@ -56,6 +64,15 @@ DEFAULT_BOA_QUANTIFICATION = 10000.0
 #: Theia/MAJA FRE encoding [C]: reflectance × 10000 in int16, −10000 = no data.
 THEIA_SCALE = 10000.0
 THEIA_NODATA = -10000
+
+#: Theia L3A (WASP monthly synthesis) FLG_R1 values kept [C]: only 4 = land. The full code list, from
+#: ``Common/include/GlobalDefs.h`` (``FlagType``) of CNES/WASP (commit cb21d58d): 0 no data, 1 cloud, 2 snow,
+#: 3 water, 4 land, 5 cloud shadow, 6 saturation. WASP writes 4 only where at least one clear land observation
+#: entered the weighted average; a pixel flagged 1 holds a cloudy reflectance, 2/3 a snow or water one. Masking
+#: 0–3 and 5–6 mirrors the L2A masks (SCL and MG2 drop water and snow as well as clouds). The L3A reflectances
+#: (``*_FRC_B*.tif``) are int16 reflectance × 10000 (``DEFAULT_COMPOSITION_QUANTIF_VALUE``) with −10000 no data
+#: (``NO_DATA_VALUE``), the Theia L2A encoding.
+L3A_VALID_FLAGS: frozenset[int] = frozenset({4})
 
 #: uint8 NDVI encoding [D]: value = round((NDVI + 1) · 100), so 0 ↔ −1, 100 ↔ 0, 200 ↔ +1 (step 0.01);
 #: 255 = no data; 201–254 unused. Decode with NDVI = value / 100 − 1 (:func:`decode_ndvi_uint8`).
@@ -80,8 +97,15 @@ def read_l2a_offsets(mtd_xml: PathLike) -> dict[str, Any]:
     path = Path(mtd_xml)
     if not path.is_file():
         raise InputError(f"{path}: L2A metadata not found. Pass the MTD_MSIL2A.xml at the top of the .SAFE.")
+    return parse_l2a_offsets(path.read_bytes(), str(path))
+
+
+def parse_l2a_offsets(xml: bytes | str, source: str) -> dict[str, Any]:
+    """:func:`read_l2a_offsets` of the text of an ``MTD_MSIL2A.xml`` (e.g. read from a zipped .SAFE);
+    ``source`` names the file in error messages."""
+    path = source
     try:
-        root = ET.parse(path).getroot()
+        root = ET.fromstring(xml)
     except ET.ParseError as exc:
         raise InputError(f"{path}: not valid XML ({exc}). Pass the MTD_MSIL2A.xml of the product.") from exc
 
@@ -236,10 +260,35 @@ def ndvi_from_theia(fre_b4: PathLike | None, fre_b8: PathLike | None, clm: PathL
     return _compute_ndvi(layers, masks, out, encoding, block_size, mask_outside=255)
 
 
+def ndvi_from_theia_l3a(frc_b4: PathLike | None, frc_b8: PathLike | None, flg: PathLike | None = None,
+                        out: PathLike | None = None, *, valid_flags: Sequence[int] = tuple(sorted(L3A_VALID_FLAGS)),
+                        encoding: Encoding = "float32", block_size: int = 2 * TILE_SIZE) -> Path | np.ndarray:
+    """NDVI of a Theia L3A monthly synthesis (WASP; ``*_FRC_B4.tif``, ``*_FRC_B8.tif``) on the grid of ``frc_b4``.
+
+    ρ = value / 10000, −10000 = no data, as for Theia L2A. ``flg`` (``MASKS/*_FLG_R1.tif``): pixels whose flag
+    is not in ``valid_flags`` (default: 4, land; see :data:`L3A_VALID_FLAGS`) are NaN, as are pixels outside
+    the flag raster. ``out`` and ``encoding`` as in :func:`ndvi_from_l2a`.
+    """
+    red_path = _require(frc_b4, "FRC_B4 (red) band")
+    nir_path = _require(frc_b8, "FRC_B8 (NIR) band")
+
+    def to_rho(dn: np.ndarray) -> np.ndarray:
+        rho = dn.astype(np.float32) / np.float32(THEIA_SCALE)
+        rho[dn == THEIA_NODATA] = np.nan
+        return rho
+
+    valid = np.asarray(sorted(set(int(v) for v in valid_flags)), dtype=np.int64)
+    layers = [_Layer(red_path, "FRC_B4 band", to_rho), _Layer(nir_path, "FRC_B8 band", to_rho)]
+    masks = [] if flg is None else [_Layer(_require(flg, "FLG flag mask"), "FLG", lambda v: ~np.isin(v, valid))]
+    outside = next(code for code in range(256) if code not in set(valid.tolist()))  # any invalid flag value
+    return _compute_ndvi(layers, masks, out, encoding, block_size, mask_outside=outside)
+
+
 def _require(path: PathLike | None, what: str) -> Path:
+    """``path`` as a Path; a GDAL virtual path (``/vsizip/…``, checked when opened) or an existing file."""
     if path is None:
         raise InputError(f"{what} missing: pass its path.")
-    if not Path(path).is_file():
+    if not is_gdal_virtual(path) and not Path(path).is_file():
         raise InputError(f"{path}: {what} not found. Pass the path of an existing raster.")
     return Path(path)
 
@@ -324,13 +373,28 @@ def _open_mask(layer: _Layer) -> Any:
 def _ndvi_blocks(red: Any, nir: Any, red_layer: _Layer, nir_layer: _Layer, masks: list[tuple[_Layer, Any]],
                  block_size: int, mask_outside: int) -> Iterator[tuple[Window, np.ndarray]]:
     for window in _windows(red.width, red.height, block_size):
-        rho_red = red_layer.convert(red.read(1, window=window))
-        rho_nir = nir_layer.convert(nir.read(1, window=window))
+        with _read_errors(red_layer):
+            rho_red = red_layer.convert(red.read(1, window=window))
+        with _read_errors(nir_layer):
+            rho_nir = nir_layer.convert(nir.read(1, window=window))
         ndvi = ndvi_index(rho_red, rho_nir)
         for layer, src in masks:
-            values = _mask_on_window(src, red, window, mask_outside)
+            with _read_errors(layer):
+                values = _mask_on_window(src, red, window, mask_outside)
             ndvi[layer.convert(values)] = np.nan
         yield window, ndvi
+
+
+@contextmanager
+def _read_errors(layer: _Layer) -> Iterator[None]:
+    """Turn a GDAL error while decoding ``layer`` (a truncated JP2, a damaged zip member) into an InputError
+    naming the file; GDAL's own message is in the exception's cause."""
+    try:
+        yield
+    except (RasterioError, CPLE_BaseError) as exc:
+        cause = exc.__cause__ or exc.__context__ or exc
+        raise InputError(f"{layer.path}: {layer.role} cannot be decoded ({cause}). The file is damaged or "
+                         "truncated; re-download the product.") from exc
 
 
 def _mask_on_window(src: Any, grid: Any, window: Window, fill: int) -> np.ndarray:

@@ -33,7 +33,8 @@ from scipy.interpolate import RegularGridInterpolator
 from plotsm.errors import DataWarning, InputError
 
 __all__ = ["LUT", "AzimuthNoiseBlock", "NoiseLUT", "VectorGrid", "calibrate", "noise_lut", "read_calibration",
-           "read_noise", "sigma_nought_lut"]
+           "read_noise", "sigma_nought_lut", "calibrate_power",
+           "calibrate_power_counted"]
 
 
 @dataclass(frozen=True)
@@ -330,23 +331,42 @@ def calibrate(dn: ArrayLike, lines: ArrayLike, pixels: ArrayLike, lut: LUT,
     N before dividing by A².
     """
     dn_arr = np.asarray(dn, dtype=np.float64)
-    line_arr, pixel_arr = np.broadcast_arrays(np.asarray(lines, dtype=np.float64),
-                                              np.asarray(pixels, dtype=np.float64), dn_arr)[:2]
-    valid = np.isfinite(dn_arr) & (dn_arr != 0)
-    out = np.full(dn_arr.shape, np.nan)
-    if not valid.any():
-        return out
-    l_v, p_v, d_v = line_arr[valid], pixel_arr[valid], dn_arr[valid]
-    a = sigma_nought_lut(lut, l_v, p_v)
-    power = d_v * d_v
-    if noise is not None:
-        power = power - noise_lut(noise, l_v, p_v)
-    negative = power < 0  # NaN noise (outside every azimuth block) is not negative: it stays NaN
-    n_negative = int(negative.sum())
-    power[negative] = 0.0
-    out[valid] = power / (a * a)
+    power = dn_arr * dn_arr
+    power[dn_arr == 0] = np.nan
+    return calibrate_power(power, lines, pixels, lut, noise)
+
+
+def calibrate_power(power: ArrayLike, lines: ArrayLike, pixels: ArrayLike, lut: LUT,
+                    noise: NoiseLUT | None = None) -> NDArray[np.float64]:
+    """σ⁰ (linear) = max(P − N, 0) / A² from the detected power P = DN² (NaN = no data) at the sample points.
+
+    The geocoder interpolates DN² onto map pixels and calibrates there, so the LUTs are evaluated once per
+    output pixel rather than once per image pixel; this is :func:`calibrate` without the DN 0 rule. Clipped
+    samples are counted in a :class:`~plotsm.errors.DataWarning` (:func:`calibrate_power_counted` returns it).
+    """
+    out, n_negative = calibrate_power_counted(power, lines, pixels, lut, noise)
     if n_negative:
-        warnings.warn(DataWarning(f"{n_negative} of {int(valid.sum())} valid S1 samples were negative after "
-                                  f"thermal-noise removal (DN² < N, noise {noise.source.name if noise else '-'}); "
-                                  f"clipped to σ⁰ = 0"), stacklevel=2)
+        warnings.warn(DataWarning(f"{n_negative} of {int(np.isfinite(out).sum())} valid S1 samples were negative "
+                                  f"after thermal-noise removal (DN² < N, noise {noise.source.name if noise else '-'}); "
+                                  f"clipped to σ⁰ = 0"), stacklevel=3)
     return out
+
+
+def calibrate_power_counted(power: ArrayLike, lines: ArrayLike, pixels: ArrayLike, lut: LUT,
+                            noise: NoiseLUT | None = None) -> tuple[NDArray[np.float64], int]:
+    """:func:`calibrate_power` without the warning: (σ⁰, number of samples clipped to 0)."""
+    p_arr = np.asarray(power, dtype=np.float64)
+    line_arr, pixel_arr = np.broadcast_arrays(np.asarray(lines, dtype=np.float64),
+                                              np.asarray(pixels, dtype=np.float64), p_arr)[:2]
+    valid = np.isfinite(p_arr)
+    out = np.full(p_arr.shape, np.nan)
+    if not valid.any():
+        return out, 0
+    l_v, p_v, d_v = line_arr[valid], pixel_arr[valid], p_arr[valid]
+    a = sigma_nought_lut(lut, l_v, p_v)
+    if noise is not None:
+        d_v = d_v - noise_lut(noise, l_v, p_v)
+    negative = d_v < 0  # NaN noise (outside every azimuth block) is not negative: it stays NaN
+    d_v[negative] = 0.0
+    out[valid] = d_v / (a * a)
+    return out, int(negative.sum())

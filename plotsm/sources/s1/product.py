@@ -1,0 +1,246 @@
+"""A Sentinel-1 GRD product (``.SAFE`` folder or its ``.zip``): where its files are and what it says of itself.
+
+The SAFE layout [C, ESA "Sentinel-1 Product Specification" S1-RS-MDA-52-7441 §5]::
+
+    S1B_IW_GRDH_1SDV_<start>_<stop>_<orbit>_<datatake>_<id>.SAFE/
+        manifest.safe                                    platform, orbit numbers, pass, processor (IPF) version
+        annotation/s1?-iw-grd-vv-*.xml                   image information, geolocation grid, orbit
+        annotation/calibration/calibration-s1?-iw-grd-vv-*.xml, noise-s1?-iw-grd-vv-*.xml
+        measurement/s1?-iw-grd-vv-*.tiff                 DN, uint16
+
+Metadata come from xarray-sentinel (the root and ``IW/VV/...`` groups it builds from the manifest and the
+annotation) plus the two facts it does not expose: the IPF version (``safe:software`` of the manifest) and the
+image timing of ``imageAnnotation/imageInformation`` (xarray-sentinel only gives those with the measurement
+open, and the geocoder needs them before). A ``.zip`` is opened with :mod:`zipfile` (a truncated download has
+no central directory and fails here, with a message); its manifest and annotation (a few MB) are extracted to a
+temporary folder, and the measurement is read in place through GDAL's ``/vsizip/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import numpy as np
+
+from plotsm.errors import InputError
+
+PathLike = str | os.PathLike[str]
+
+#: Acquisition modes plotsm accepts. The networks were trained on 20–45° incidence (science.md §5), the span of
+#: IW (about 29–46°); EW and SM products are refused rather than inverted outside it.
+SUPPORTED_MODES = ("IW",)
+
+
+@dataclass(frozen=True)
+class GrdProduct:
+    """Files and metadata of one polarisation of a GRD product."""
+
+    source: Path                 #: the ``.SAFE`` folder or ``.zip`` as given
+    safe_dir: Path               #: folder holding manifest.safe and annotation/ (a temporary copy for zips)
+    name: str                    #: product name without ``.SAFE``
+    polarisation: str            #: e.g. "VV"
+    annotation: Path
+    calibration: Path
+    noise: Path
+    measurement: str | None      #: path or GDAL ``/vsizip/`` path of the DN GeoTIFF; None if absent
+    platform: str                #: "S1A", "S1B", "S1C"
+    mode: str
+    start_time: np.datetime64    #: first line, UTC
+    stop_time: np.datetime64     #: last line, UTC
+    orbit_direction: str         #: "ascending" or "descending"
+    relative_orbit: int
+    absolute_orbit: int
+    processor_version: str       #: IPF version, e.g. "003.40"
+    first_line_time: np.datetime64
+    azimuth_time_interval_s: float
+    range_pixel_spacing_m: float
+    n_lines: int
+    n_samples: int
+
+    @property
+    def group(self) -> str:
+        """xarray-sentinel group of this polarisation, e.g. ``IW/VV``."""
+        return f"{self.mode}/{self.polarisation}"
+
+    def open_group(self, sub: str) -> Any:
+        """An xarray-sentinel sub-group of this polarisation (``orbit``, ``gcp``, ``coordinate_conversion``)."""
+        import xarray as xr
+
+        try:
+            return xr.open_dataset(str(self.safe_dir), engine="sentinel-1", group=f"{self.group}/{sub}").load()
+        except Exception as exc:  # xarray-sentinel raises KeyError, ValueError, xmlschema errors …
+            raise InputError(f"{self.source}: cannot read the {sub} annotation of {self.group} "
+                             f"({type(exc).__name__}: {exc}). Re-download the product.") from None
+
+    def tags(self) -> dict[str, str]:
+        """GeoTIFF metadata tags describing the acquisition (read back by ``plotsm run`` catalogues)."""
+        return {
+            "ACQUISITION_START": _iso(self.start_time), "ACQUISITION_STOP": _iso(self.stop_time),
+            "DATETIME_UTC": _iso(self.start_time), "PLATFORM": self.platform,
+            "ORBIT_DIRECTION": self.orbit_direction, "RELATIVE_ORBIT": str(self.relative_orbit),
+            "ABSOLUTE_ORBIT": str(self.absolute_orbit), "PROCESSOR_VERSION": self.processor_version,
+            "POLARISATION": self.polarisation, "PRODUCT": self.name,
+        }
+
+
+def _iso(t: np.datetime64) -> str:
+    return str(np.datetime_as_string(t, unit="us")) + "Z"
+
+
+@contextmanager
+def open_grd_product(path: PathLike, polarisation: str = "VV", require_measurement: bool = True) -> Iterator[GrdProduct]:
+    """Open a GRD product (``.SAFE`` folder, its ``manifest.safe``, or a ``.zip``) for one polarisation.
+
+    Raises :class:`InputError` naming the product and the fix when it is missing, a truncated zip, not a GRD, of
+    an unsupported mode, lacks the polarisation, or lacks one of the annotation, calibration, noise or
+    (``require_measurement``) measurement files. Temporary files of a zip are removed on exit.
+    """
+    src = Path(path)
+    if src.name == "manifest.safe":
+        src = src.parent
+    if not src.exists():
+        raise InputError(f"{src}: S1 product not found. Give a .SAFE folder or the .zip downloaded from the hub.")
+    pol = polarisation.upper()
+    if src.is_dir():
+        measurement_dir = src / "measurement"
+        files = [str(f) for f in sorted(measurement_dir.glob("*.tiff"))] if measurement_dir.is_dir() else []
+        yield _read(src, src, files, pol, require_measurement)
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="plotsm-s1-"))
+    try:
+        safe_dir, measurements = _extract_zip(src, tmp)
+        yield _read(src, safe_dir, measurements, pol, require_measurement)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _extract_zip(src: Path, tmp: Path) -> tuple[Path, list[str]]:
+    """Extract manifest and annotation of ``src`` into ``tmp``; return the SAFE folder and the GDAL
+    ``/vsizip/`` paths of the measurement files."""
+    try:
+        with zipfile.ZipFile(src) as zf:
+            names = zf.namelist()
+            manifests = [n for n in names if n.endswith(".SAFE/manifest.safe") or n == "manifest.safe"]
+            if not manifests:
+                raise InputError(f"{src}: the zip holds no <name>.SAFE/manifest.safe. Is it a Sentinel-1 product?")
+            root = manifests[0][: -len("manifest.safe")]
+            wanted = [n for n in names if n.startswith(root) and not n.endswith("/")
+                      and (n == manifests[0] or n[len(root):].startswith("annotation/"))]
+            for member in wanted:
+                zf.extract(member, tmp)  # checks the CRC of each member it reads
+            measurements = [f"/vsizip/{src.resolve()}/{n}" for n in names
+                            if n.startswith(f"{root}measurement/") and n.endswith(".tiff")]
+    except zipfile.BadZipFile as exc:
+        raise InputError(f"{src}: not a readable zip ({exc}); the download is truncated or corrupt. "
+                         f"Download the product again.") from None
+    except (OSError, EOFError, zipfile.LargeZipFile) as exc:
+        raise InputError(f"{src}: cannot read the zip ({exc}). Download the product again.") from None
+    return tmp / root, measurements
+
+
+def _read(src: Path, safe_dir: Path, measurements: list[str], pol: str, require_measurement: bool) -> GrdProduct:
+    manifest = safe_dir / "manifest.safe"
+    if not manifest.is_file():
+        raise InputError(f"{src}: no manifest.safe. Give the .SAFE folder itself (or its zip), not a sub-folder.")
+    name = safe_dir.name.removesuffix(".SAFE") if safe_dir.name.endswith(".SAFE") else src.stem.removesuffix(".SAFE")
+    p = pol.lower()
+
+    def one(folder: str, pattern: str, what: str) -> Path:
+        hits = sorted((safe_dir / folder).glob(pattern)) if (safe_dir / folder).is_dir() else []
+        if not hits:
+            raise InputError(f"{src}: no {folder}/{pattern} ({what}). The product is incomplete; download it again.")
+        return hits[0]
+
+    annotation = _find_annotation(src, safe_dir, p)
+    calibration = one("annotation/calibration", f"calibration-s1?-*-grd-{p}-*.xml", "σ⁰ calibration LUT")
+    noise = one("annotation/calibration", f"noise-s1?-*-grd-{p}-*.xml", "thermal-noise LUT")
+    pattern = re.compile(rf"s1.-[a-z0-9]+-grd-{p}-[^/]*\.tiff$")
+    measurement = next((m for m in measurements if pattern.search(m)), None)
+    if measurement is None and require_measurement:
+        raise InputError(f"{src}: no measurement/s1?-*-grd-{p}-*.tiff (the DN image). The product is incomplete; "
+                         f"download it again.")
+    root_attrs = _root_attrs(src, safe_dir)
+    if root_attrs.get("product_type") != "GRD":
+        raise InputError(f"{src}: product type {root_attrs.get('product_type')!r}; plotsm calibrates GRD products. "
+                         f"Download the GRD (…_GRDH_…) product of the acquisition.")
+    mode = str(root_attrs.get("mode"))
+    if mode not in SUPPORTED_MODES:
+        raise InputError(f"{src}: acquisition mode {mode}; plotsm supports {', '.join(SUPPORTED_MODES)} "
+                         f"(the networks cover 20–45° incidence).")
+    pols = [str(x).upper() for x in root_attrs.get("transmitter_receiver_polarisations", [])]
+    if pol not in pols:
+        raise InputError(f"{src}: no {pol} polarisation (the product has {', '.join(pols) or 'none'}).")
+    image = _image_information(annotation, src)
+    return GrdProduct(
+        source=src, safe_dir=safe_dir, name=name, polarisation=pol, annotation=annotation, calibration=calibration,
+        noise=noise, measurement=measurement,
+        platform=f"S1{root_attrs.get('number', '?')}", mode=mode,
+        start_time=np.datetime64(root_attrs["start_time"], "us"), stop_time=np.datetime64(root_attrs["stop_time"], "us"),
+        orbit_direction=str(root_attrs.get("pass", "")).lower(),
+        relative_orbit=int(root_attrs["relative_orbit_number"]), absolute_orbit=int(root_attrs["orbit_number"]),
+        processor_version=_processor_version(manifest, src), **image,
+    )
+
+
+def _find_annotation(src: Path, safe_dir: Path, p: str) -> Path:
+    folder = safe_dir / "annotation"
+    hits = sorted(folder.glob(f"s1?-*-grd-{p}-*.xml")) if folder.is_dir() else []
+    if not hits:
+        raise InputError(f"{src}: no annotation/s1?-*-grd-{p}-*.xml (product annotation). The product is "
+                         f"incomplete or not a GRD; download it again.")
+    return hits[0]
+
+
+def _root_attrs(src: Path, safe_dir: Path) -> dict[str, Any]:
+    import xarray as xr
+
+    try:
+        return dict(xr.open_dataset(str(safe_dir), engine="sentinel-1").attrs)
+    except Exception as exc:  # schema errors of a broken manifest come as many types
+        raise InputError(f"{src}: cannot read manifest.safe ({type(exc).__name__}: {exc}). "
+                         f"Re-download the product.") from None
+
+
+def _processor_version(manifest: Path, src: Path) -> str:
+    try:
+        root = ElementTree.parse(manifest).getroot()
+    except ElementTree.ParseError as exc:
+        raise InputError(f"{src}: manifest.safe is not readable XML ({exc}). Re-download the product.") from None
+    for elem in root.iter():
+        if elem.tag.endswith("}software") and elem.get("name") == "Sentinel-1 IPF" and elem.get("version"):
+            return str(elem.get("version"))
+    return "unknown"
+
+
+def _image_information(annotation: Path, src: Path) -> dict[str, Any]:
+    try:
+        root = ElementTree.parse(annotation).getroot()
+    except ElementTree.ParseError as exc:
+        raise InputError(f"{annotation}: not readable XML ({exc}). Re-download the product.") from None
+    info = root.find("imageAnnotation/imageInformation")
+    fields = ("productFirstLineUtcTime", "azimuthTimeInterval", "rangePixelSpacing", "numberOfLines",
+              "numberOfSamples")
+    values = {f: info.findtext(f) if info is not None else None for f in fields}
+    missing = [f for f, v in values.items() if not v]
+    if missing:
+        raise InputError(f"{annotation}: imageAnnotation/imageInformation lacks {', '.join(missing)}. "
+                         f"Re-download the product.")
+    try:
+        return {
+            "first_line_time": np.datetime64(str(values["productFirstLineUtcTime"]).strip(), "ns"),
+            "azimuth_time_interval_s": float(str(values["azimuthTimeInterval"])),
+            "range_pixel_spacing_m": float(str(values["rangePixelSpacing"])),
+            "n_lines": int(str(values["numberOfLines"])), "n_samples": int(str(values["numberOfSamples"])),
+        }
+    except ValueError as exc:
+        raise InputError(f"{annotation}: invalid imageInformation value ({exc}). Re-download the product.") from None
