@@ -215,19 +215,6 @@ def _print_evaluation(results: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------------------ run / demo
 
 
-def _print_report(report: Any) -> None:
-    counts = ", ".join(f"{k} {v}" for k, v in report.status_counts.items())
-    _info(
-        f"acquisition {report.acquisition_id}: {report.n_parcels} parcels, network {report.network}: {counts} "
-        f"({report.seconds['total']:.1f} s)"
-    )
-    if report.n_parcels and report.status_counts.get("no_data", 0) == report.n_parcels:
-        err.print(
-            f"[yellow]warning:[/] acquisition {report.acquisition_id}: no parcel has a valid σ⁰ pixel. Check that "
-            "the parcels overlap the rasters (their CRS, or --parcels-crs) and that the σ⁰ raster is not all no-data."
-        )
-
-
 def _parcels_messages(parcels: Any) -> None:
     for message in parcels.report.messages:
         _info(f"parcels: {message}")
@@ -236,56 +223,163 @@ def _parcels_messages(parcels: Any) -> None:
 @app.command()
 def run(
     parcels: Annotated[Path, typer.Option("--parcels", help="Parcels: shapefile, GeoPackage, GeoJSON or GeoParquet.")],
-    vv: Annotated[Path, typer.Option("--vv", help="σ⁰ VV raster (linear power unless --vv-unit db).")],
-    theta: Annotated[Path, typer.Option("--theta", help="Incidence angle raster, degrees.")],
-    ndvi: Annotated[Path, typer.Option("--ndvi", help="NDVI raster (0–1) paired with the acquisition.")],
-    date: Annotated[str, typer.Option("--date", help="Acquisition date/time, ISO (UTC if no offset).")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (holds plotsm.duckdb and caches).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (holds plotsm.duckdb, parquet/ and caches).")],
+    s1: Annotated[Optional[Path], typer.Option("--s1", help="Series: folder (or STAC ItemCollection JSON) of σ⁰ and θ rasters, one pair per acquisition.")] = None,
+    vv: Annotated[Optional[Path], typer.Option("--vv", help="One acquisition: σ⁰ VV raster (linear power unless --vv-unit db).")] = None,
+    theta: Annotated[Optional[Path], typer.Option("--theta", help="One acquisition: incidence angle raster, degrees.")] = None,
+    date: Annotated[Optional[str], typer.Option("--date", help="One acquisition: date/time, ISO (UTC if no offset).")] = None,
+    ndvi: Annotated[Optional[Path], typer.Option("--ndvi", help="NDVI raster (0–1); with --s1, a folder (or STAC JSON) of monthly composites ndvi_YYYY-MM.tif.")] = None,
     slope: Annotated[Optional[Path], typer.Option("--slope", help="Slope raster, degrees (optional).")] = None,
-    apriori: Annotated[str, typer.Option("--apriori", help="A-priori soil state: dry, wet or none (→ full-range network).")] = "none",
+    pair: Annotated[str, typer.Option("--pair", help="With --s1: NDVI of the acquisition's calendar month (month) or the nearest composite (nearest).")] = "month",
+    apriori: Annotated[str, typer.Option("--apriori", help="A-priori soil state: dry, wet, none (→ full-range network) or auto (weather rule).")] = "none",
+    weather_csv: Annotated[Optional[Path], typer.Option("--weather-csv", help="With --apriori auto: CSV of date, precipitation_mm[, temperature_c].")] = None,
+    weather: Annotated[Optional[str], typer.Option("--weather", help="With --apriori auto: 'open-meteo' downloads daily precipitation at the parcels' centroid (network, opt-in).")] = None,
+    weather_url: Annotated[str, typer.Option("--weather-url", help="Open-Meteo archive endpoint (a mirror or a self-hosted Open-Meteo).")] = "https://archive-api.open-meteo.com/v1/archive",
+    wet_rain_mm: Annotated[float, typer.Option("--wet-rain-mm", help="Weather rule: at least this much rain …")] = 10.0,
+    wet_window_days: Annotated[int, typer.Option("--wet-window-days", help="… in this many days before the acquisition → wet.")] = 3,
+    dry_days: Annotated[int, typer.Option("--dry-days", help="Weather rule: this many days without rain before → dry.")] = 7,
+    rain_day_mm: Annotated[float, typer.Option("--rain-day-mm", help="Weather rule: a day with less rain than this is dry.")] = 1.0,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Local processes computing zonal statistics (default: CPUs, at most one per acquisition).")] = None,
+    scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Dask distributed scheduler address, e.g. tcp://10.0.0.5:8786 (instead of local processes).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Recompute acquisitions already stored with the same inputs and settings.")] = False,
+    no_parquet: Annotated[bool, typer.Option("--no-parquet", help="Do not write the Hive-partitioned Parquet dataset <out>/parquet/moisture.")] = False,
     id_field: Annotated[Optional[str], typer.Option("--id-field", help="Parcel id field (default: first unique id-like field).")] = None,
     parcels_crs: Annotated[Optional[str], typer.Option("--parcels-crs", help="CRS of parcels that lack one, e.g. EPSG:2154.")] = None,
     layer: Annotated[Optional[str], typer.Option("--parcels-layer", help="Layer of a multi-layer parcels file.")] = None,
     rule: Annotated[str, typer.Option("--rule", help="Pixel rule: center (pixel centres) or coverage (exact fractions).")] = "center",
     buffer_m: Annotated[float, typer.Option("--buffer", help="Inner buffer of the parcels in metres (e.g. -10 drops mixed edge pixels).")] = 0.0,
-    vv_unit: Annotated[str, typer.Option("--vv-unit", help="Unit of the --vv raster: linear or db (averaged in linear units either way).")] = "linear",
-    platform: Annotated[Optional[str], typer.Option("--platform", help="Platform, e.g. S1A.")] = None,
-    orbit_direction: Annotated[Optional[str], typer.Option("--orbit-direction", help="ascending or descending.")] = None,
-    relative_orbit: Annotated[Optional[int], typer.Option("--relative-orbit", help="Relative orbit number.")] = None,
+    vv_unit: Annotated[Optional[str], typer.Option("--vv-unit", help="Unit of σ⁰ rasters: linear or db (averaged in linear units either way; with --s1, detected from tags/names).")] = None,
+    platform: Annotated[Optional[str], typer.Option("--platform", help="One acquisition: platform, e.g. S1A.")] = None,
+    orbit_direction: Annotated[Optional[str], typer.Option("--orbit-direction", help="One acquisition: ascending or descending.")] = None,
+    relative_orbit: Annotated[Optional[int], typer.Option("--relative-orbit", help="One acquisition: relative orbit number.")] = None,
     ndvi_max: Annotated[float, typer.Option("--ndvi-max", help="No estimate above this NDVI.")] = 0.75,
     min_pixels: Annotated[int, typer.Option("--min-pixels", help="No estimate below this many valid σ⁰ pixels.")] = 20,
     slope_max: Annotated[float, typer.Option("--slope-max", help="No estimate above this slope, degrees.")] = 10.0,
     models: Annotated[Optional[Path], typer.Option("--models-dir", help="Folder of .onnx networks (default: shipped).")] = None,
 ) -> None:
-    """Soil moisture of every parcel for one Sentinel-1 acquisition; results in <out>/plotsm.duckdb."""
+    """Soil moisture of every parcel for one acquisition (--vv/--theta/--date) or a series (--s1); results in
+    <out>/plotsm.duckdb and <out>/parquet/moisture. Acquisitions already stored with the same inputs and settings
+    are skipped, so an interrupted run resumes where it stopped."""
+    import os
+
     from plotsm.errors import UsageError
     from plotsm.inversion import MaskSettings
     from plotsm.parcels import read_parcels
-    from plotsm.pipeline import Acquisition, RunSettings, parse_datetime, run_series
+    from plotsm.pipeline import Acquisition, RunSettings, parse_datetime
+    from plotsm.series import SeriesJob, run_series
 
-    for name, value, allowed in (("--apriori", apriori, ("dry", "wet", "none")), ("--rule", rule, ("center", "coverage")),
-                                 ("--vv-unit", vv_unit, ("linear", "db"))):
+    for name, value, allowed in (("--apriori", apriori, ("dry", "wet", "none", "auto")),
+                                 ("--rule", rule, ("center", "coverage")), ("--pair", pair, ("month", "nearest")),
+                                 ("--vv-unit", vv_unit or "linear", ("linear", "db")),
+                                 ("--weather", weather or "open-meteo", ("open-meteo",))):
         if value not in allowed:
             raise UsageError(f"{name} {value!r}: expected one of {', '.join(allowed)}")
+    if ndvi is None:
+        raise UsageError("--ndvi is required: an NDVI raster, or with --s1 a folder of monthly composites.")
+    if s1 is not None:
+        if vv is not None or theta is not None or date is not None:
+            raise UsageError("--s1 reads σ⁰, θ and dates from a catalogue; do not combine it with --vv, --theta or --date.")
+        from plotsm.catalog import pair_acquisitions, scan_ndvi, scan_s1, vv_unit_of
+
+        scenes = scan_s1(s1)
+        unit = vv_unit or vv_unit_of(scenes)
+        acqs = pair_acquisitions(scenes, scan_ndvi(ndvi), slope, pair, vv_unit=unit)  # type: ignore[arg-type]
+    else:
+        missing = [n for n, v in (("--vv", vv), ("--theta", theta), ("--date", date)) if v is None]
+        if missing:
+            raise UsageError(f"one acquisition needs {', '.join(missing)} (or give a catalogue with --s1 DIR).")
+        unit = vv_unit or "linear"
+        assert vv is not None and theta is not None and date is not None
+        acqs = [Acquisition(datetime_utc=parse_datetime(date), vv=vv, theta=theta, ndvi=ndvi, slope=slope,
+                            platform=platform, orbit_direction=orbit_direction, relative_orbit=relative_orbit)]
+    if apriori != "auto" and (weather_csv is not None or weather is not None):
+        raise UsageError("--weather-csv / --weather are used with --apriori auto only.")
+    p = read_parcels(parcels, id_field=id_field, parcels_crs=parcels_crs, layer=layer)
+    _parcels_messages(p)
     settings = RunSettings(
-        apriori=apriori, rule=rule, vv_unit=vv_unit, buffer_m=buffer_m,  # type: ignore[arg-type]
+        apriori="none" if apriori == "auto" else apriori, rule=rule, vv_unit=unit, buffer_m=buffer_m,  # type: ignore[arg-type]
         masks=MaskSettings(ndvi_max=ndvi_max, min_valid_pixels=min_pixels, slope_max_deg=slope_max),
         models_dir=str(models) if models else None,
     )
-    acq = Acquisition(datetime_utc=parse_datetime(date), vv=vv, theta=theta, ndvi=ndvi, slope=slope,
-                      platform=platform, orbit_direction=orbit_direction, relative_orbit=relative_orbit)
-    p = read_parcels(parcels, id_field=id_field, parcels_crs=parcels_crs, layer=layer)
-    _parcels_messages(p)
+    if apriori == "auto":
+        jobs = _auto_apriori(p, acqs, settings, out_dir, weather_csv, weather, weather_url,
+                             (wet_rain_mm, wet_window_days, dry_days, rain_day_mm))
+    else:
+        jobs = [SeriesJob(a, settings, apriori_reason=f"set by --apriori {apriori}") for a in acqs]
+    n_workers = workers if workers is not None else max(1, min(os.cpu_count() or 1, len(jobs)))
     with _progress() as bar:
         task = bar.add_task("run", total=None)
 
         def cb(what: str, done: int, total: int) -> None:
             bar.update(task, description=what, completed=done, total=total)
 
-        reports = run_series(p, [(acq, settings)], out_dir, progress=cb, command=" ".join(sys.argv))
-    for report in reports:
-        _print_report(report)
+        def event(kind: str, acquisition_id: str, detail: str) -> None:
+            mark = {"committed": "[green]✓[/]", "skipped": "[dim]-[/]", "failed": "[red]✗[/]"}[kind]
+            out.print(f"{mark} {acquisition_id} {kind}: {escape(detail)}", highlight=False)
+
+        report = run_series(p, jobs, out_dir, workers=n_workers, scheduler=scheduler, force=force,
+                            parquet=not no_parquet, progress=cb, event=event, command=" ".join(sys.argv))
+    for r in report.processed:
+        if r.n_parcels and r.status_counts.get("no_data", 0) == r.n_parcels:
+            err.print(f"[yellow]warning:[/] acquisition {r.acquisition_id}: no parcel has a valid σ⁰ pixel. Check "
+                      "that the parcels overlap the rasters (their CRS, or --parcels-crs) and that the σ⁰ raster is "
+                      "not all no-data.")
+    _print_series_summary(report)
     out.print(f"results in {out_dir / 'plotsm.duckdb'}; try: plotsm sql latest --out {out_dir}")
+    if report.failed:
+        from plotsm.errors import InputError
+
+        reasons = "; ".join(f"{a}: {r}" for a, r in report.failed[:3]) + (" …" if len(report.failed) > 3 else "")
+        raise InputError(f"{len(report.failed)} of {len(jobs)} acquisition(s) failed — {reasons}. The others are "
+                         f"stored; fix the inputs and run the same command again (stored acquisitions are skipped).")
+
+
+def _auto_apriori(parcels: Any, acqs: list[Any], settings: Any, out_dir: Path, weather_csv: Path | None,
+                  service: str | None, url: str, rule_values: tuple[float, int, int, float]) -> list[Any]:
+    """Jobs with the a-priori state of each acquisition decided by the weather rule."""
+    from dataclasses import replace
+
+    from plotsm.errors import UsageError
+    from plotsm.series import SeriesJob
+    from plotsm.weather import AprioriRule, decide_apriori, fetch_open_meteo, read_weather_csv, weather_period
+
+    rule = AprioriRule(wet_rain_mm=rule_values[0], wet_window_days=rule_values[1], dry_days=rule_values[2],
+                       rain_day_mm=rule_values[3])
+    if (weather_csv is None) == (service is None):
+        raise UsageError("--apriori auto needs the weather: --weather-csv FILE, or --weather open-meteo to download "
+                         "it (one of the two).")
+    if weather_csv is not None:
+        frame = read_weather_csv(weather_csv)
+    else:
+        # the centre of the parcels' extent (a union of 150,000 parcels would cost more than it is worth here)
+        x0, y0, x1, y1 = parcels.gdf.to_crs("EPSG:4326").total_bounds
+        lon, lat = (x0 + x1) / 2, (y0 + y1) / 2
+        start, end = weather_period([a.datetime_utc for a in acqs], rule)
+        _info(f"weather: Open-Meteo archive, daily precipitation at {lat:.4f} N, {lon:.4f} E, {start} – {end}")
+        frame = fetch_open_meteo(lat, lon, start, end, base_url=url, cache_dir=out_dir / "cache" / "weather")
+    jobs = []
+    for a in acqs:
+        decision = decide_apriori(frame, a.datetime_utc, rule)
+        jobs.append(SeriesJob(a, replace(settings, apriori=decision.state, apriori_rule=rule.to_dict()),
+                              apriori_reason=decision.reason))
+    return jobs
+
+
+def _print_series_summary(report: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"plotsm run: {report.seconds:.1f} s", show_header=True)
+    table.add_column("acquisitions")
+    table.add_column("count", justify="right")
+    table.add_column("detail")
+    counts = ", ".join(f"{k} {v}" for k, v in report.status_counts.items()) or "-"
+    table.add_row("processed", str(len(report.processed)), f"parcel statuses: {counts}")
+    table.add_row("skipped", str(len(report.skipped)), "already stored with the same inputs and settings"
+                  if report.skipped else "-")
+    table.add_row("failed", str(len(report.failed)), "-" if not report.failed else "")
+    for acq_id, reason in report.failed:
+        table.add_row("", "", f"{acq_id}: {escape(reason)}")
+    out.print(table)
 
 
 @app.command()
@@ -424,15 +518,18 @@ def export(
     fmt: Annotated[str, typer.Option("--format", help="geoparquet or gpkg.")] = "geoparquet",
     date: Annotated[Optional[str], typer.Option("--date", help="Only acquisitions of this UTC date (YYYY-MM-DD).")] = None,
     to: Annotated[Optional[Path], typer.Option("--to", help="Target file (default: <out>/moisture.parquet or .gpkg).")] = None,
+    layout: Annotated[str, typer.Option("--layout", help="long: a row per parcel and acquisition; wide: a row per parcel, a mv_<acquisition> column per date.")] = "long",
 ) -> None:
-    """Moisture joined to the parcel geometries, in the parcels' CRS, for a GIS."""
+    """Moisture of the whole series (or one date) joined to the parcel geometries, in the parcels' CRS, for a GIS."""
     from plotsm.errors import UsageError
     from plotsm.export import export_moisture
 
     if fmt not in ("geoparquet", "gpkg"):
         raise UsageError(f"--format {fmt!r}: expected geoparquet or gpkg")
+    if layout not in ("long", "wide"):
+        raise UsageError(f"--layout {layout!r}: expected long or wide")
     target = to if to is not None else out_dir / ("moisture.parquet" if fmt == "geoparquet" else "moisture.gpkg")
-    path = export_moisture(out_dir, target, format=fmt, date=date)  # type: ignore[arg-type]
+    path = export_moisture(out_dir, target, format=fmt, date=date, layout=layout)  # type: ignore[arg-type]
     out.print(f"wrote {path}")
 
 

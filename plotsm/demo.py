@@ -205,7 +205,8 @@ def run_demo(out_dir: Path, *, seed: int = 2017, progress: Callable[[str, int, i
     from plotsm.export import export_moisture
     from plotsm.inversion import STATUSES
     from plotsm.parcels import read_parcels
-    from plotsm.pipeline import Acquisition, RunSettings, parse_datetime, run_series
+    from plotsm.pipeline import Acquisition, RunSettings, parse_datetime
+    from plotsm.series import SeriesJob, run_series
     from plotsm.store import Store
 
     t0 = time.perf_counter()
@@ -221,15 +222,17 @@ def run_demo(out_dir: Path, *, seed: int = 2017, progress: Callable[[str, int, i
         warnings.simplefilter("ignore", GeometryWarning)  # the repaired bow-tie is part of the demo
         parcels = read_parcels(scene.parcels, id_field="parcel_code")
     jobs = [
-        (
+        SeriesJob(
             Acquisition(datetime_utc=parse_datetime(str(a["datetime"])), vv=Path(str(a["vv"])),
                         theta=Path(str(a["theta"])), ndvi=Path(str(a["ndvi"])), slope=scene.slope,
                         platform="S1A", orbit_direction="ascending", relative_orbit=59),
             RunSettings(apriori=str(a["apriori"])),  # type: ignore[arg-type]
+            apriori_reason="set by the demo scenario",
         )
         for a in scene.acquisitions
     ]
-    reports = run_series(parcels, jobs, out_dir, progress=progress, command="plotsm demo")
+    # force: the demo rebuilds its region on every call and reports every acquisition
+    reports = run_series(parcels, jobs, out_dir, force=True, progress=progress, command="plotsm demo").processed
     export_path = export_moisture(out_dir, out_dir / "moisture.parquet", format="geoparquet")
 
     truth = pd.read_parquet(scene.truth)

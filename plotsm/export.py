@@ -36,6 +36,10 @@ from plotsm.store import Store
 
 ExportFormat = Literal["geoparquet", "gpkg"]
 FORMATS: tuple[str, ...] = ("geoparquet", "gpkg")
+Layout = Literal["long", "wide"]
+#: ``long``: one row per (parcel, acquisition); ``wide``: one row per parcel, one ``mv_<acquisition_id>``
+#: column per acquisition (in time order; NULL where there is no estimate) and ``n_ok``, the estimates it has.
+LAYOUTS: tuple[str, ...] = ("long", "wide")
 #: Rows per Parquet row group: tens of thousands, below the 150,000 the GeoParquet distribution guide caps at.
 DEFAULT_ROW_GROUP_SIZE = 50_000
 #: Layer name inside an exported GeoPackage.
@@ -51,21 +55,27 @@ def export_moisture(
     format: ExportFormat = "geoparquet",  # noqa: A002 - the option's public name
     date: str | Date | None = None,
     row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
+    layout: Layout = "long",
 ) -> Path:
     """Write moisture with geometries to ``out_path`` and return it.
 
     ``store_or_path``: an open :class:`~plotsm.store.Store`, or an output folder (or its ``plotsm.duckdb``),
     opened read-only. ``date``: a UTC date (``2024-04-06``) to export only that day's acquisitions; a date
-    without acquisitions is a :class:`~plotsm.errors.UsageError` listing the available dates.
+    without acquisitions is a :class:`~plotsm.errors.UsageError` listing the available dates. ``layout``: see
+    :data:`LAYOUTS` (the whole series as one attribute table per parcel, for GIS maps of each date).
     """
     out = Path(out_path)
     _check_target(out, format, row_group_size)
+    if layout not in LAYOUTS:
+        raise UsageError(f"layout {layout!r}: expected one of {', '.join(LAYOUTS)}.")
     day = _parse_date(date)
     if isinstance(store_or_path, Store):
         frame = moisture_frame(store_or_path, day)
     else:
         with Store(store_or_path, read_only=True) as store:
             frame = moisture_frame(store, day)
+    if layout == "wide":
+        frame = wide_frame(frame)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.{uuid.uuid4().hex[:12]}.tmp{out.suffix}")
     try:
@@ -147,3 +157,21 @@ def _parse_date(value: str | Date | None) -> Date | None:
 
 
 __all__ = ["DEFAULT_ROW_GROUP_SIZE", "FORMATS", "GPKG_LAYER", "export_moisture", "hilbert_order", "moisture_frame"]
+
+
+def wide_frame(long: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """One row per parcel (in the long frame's order): its geometry and attributes, ``n_ok``, then one
+    ``mv_<acquisition_id>`` column per acquisition in time order (NULL without an estimate)."""
+    order = (long[["acquisition_id", "datetime_utc"]].drop_duplicates()
+             .sort_values(["datetime_utc", "acquisition_id"])["acquisition_id"].tolist())
+    values = long.pivot(index="parcel_id", columns="acquisition_id", values="mv_pct").reindex(columns=order)
+    values.columns = [f"mv_{a}" for a in order]
+    per_acq = set(long.columns) - {"parcel_id", "geometry"}
+    per_acq_cols = {"acquisition_id", "datetime_utc", "platform", "orbit_direction", "relative_orbit", "mv_pct",
+                    "status", "network", "model_version", "n_valid", "n_pixels", "valid_fraction", "vv_db",
+                    "vv_linear_std", "theta_deg", "ndvi", "slope_deg"}
+    keep = ["parcel_id", *sorted(per_acq - per_acq_cols), "geometry"]
+    parcels = long[keep].drop_duplicates("parcel_id").set_index("parcel_id")
+    wide = parcels.join(values.notna().sum(axis=1).rename("n_ok")).join(values).reset_index()
+    wide = wide[[c for c in wide.columns if c != "geometry"] + ["geometry"]]
+    return gpd.GeoDataFrame(wide, geometry="geometry", crs=long.crs)

@@ -21,7 +21,7 @@ import pandas as pd
 from plotsm.errors import InputError, UsageError
 from plotsm.inversion import MaskSettings, invert, network_for
 from plotsm.model.infer import load_network
-from plotsm.parcels import Parcels, inner_buffer
+from plotsm.parcels import Parcels
 from plotsm.store import Store
 from plotsm.zonal import ZonalEngine, open_raster
 
@@ -38,6 +38,8 @@ class RunSettings:
     buffer_m: float = 0.0
     masks: MaskSettings = field(default_factory=MaskSettings)
     models_dir: str | None = None
+    #: the weather rule that chose ``apriori`` (``--apriori auto``; :meth:`plotsm.weather.AprioriRule.to_dict`)
+    apriori_rule: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -96,7 +98,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _check_exists(rasters: dict[str, Path]) -> None:
+def check_rasters(rasters: dict[str, Path]) -> None:
     """Every raster exists and opens as a georeferenced raster (checked before anything is written)."""
     for role, path in rasters.items():
         if not Path(path).is_file():
@@ -149,7 +151,7 @@ def run_acquisition(
     progress: Progress | None = None,
 ) -> AcquisitionReport:
     """Process one acquisition and commit it (replacing a previous run of the same acquisition)."""
-    _check_exists(acq.rasters())
+    check_rasters(acq.rasters())
     t0 = time.perf_counter()
     net_name = network_for(settings.apriori)
     network = load_network(net_name, folder=Path(settings.models_dir) if settings.models_dir else None)
@@ -191,47 +193,3 @@ def run_acquisition(
         status_counts={k: int(v) for k, v in sorted(counts.items())},
         seconds={"zonal": t_zonal, "total": total},
     )
-
-
-def run_series(
-    parcels: Parcels,
-    jobs: list[tuple[Acquisition, RunSettings]],
-    out_dir: Path,
-    *,
-    progress: Progress | None = None,
-    command: str = "plotsm run",
-) -> list[AcquisitionReport]:
-    """Write the parcel set once, then process and commit each acquisition on its own (one transaction each).
-
-    A failed acquisition leaves the store as it was before it; acquisitions committed before it are kept.
-    The zonal engine (and its label cache) is shared by all acquisitions with the same pixel rule.
-    """
-    out_dir = Path(out_dir)
-    started = datetime.now(timezone.utc)
-    reports: list[AcquisitionReport] = []
-    engines: dict[tuple[str, float], ZonalEngine] = {}
-    for acq, _ in jobs:
-        _check_exists(acq.rasters())
-    with Store(out_dir) as store:
-        store.write_parcels(parcels.gdf, id_column="parcel_id", crs=parcels.crs)
-        for i, (acq, settings) in enumerate(jobs):
-            key = (settings.rule, settings.buffer_m)
-            if key not in engines:
-                gdf = parcels.gdf if not settings.buffer_m else inner_buffer(parcels.gdf, settings.buffer_m)
-                engines[key] = ZonalEngine(gdf, rule=settings.rule, cache_dir=out_dir / "cache")
-
-            def sub(what: str, done: int, total: int, _i: int = i) -> None:
-                if progress:
-                    progress(f"{acq.acquisition_id}: {what}", _i * total + done, len(jobs) * total)
-
-            reports.append(run_acquisition(parcels, acq, out_dir, settings, engine=engines[key], store=store,
-                                           progress=sub))
-        store.write_run(
-            command=command,
-            started_utc=started,
-            finished_utc=datetime.now(timezone.utc),
-            settings={"acquisitions": [r.acquisition_id for r in reports],
-                      "run_settings": [s.to_dict() for _, s in jobs]},
-            timings={r.acquisition_id: round(r.seconds["total"], 3) for r in reports},
-        )
-    return reports

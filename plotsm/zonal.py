@@ -702,6 +702,17 @@ class ZonalEngine:
             self._plans[(grid.key(), rows)] = plan
         return plan
 
+    def prepare(self, raster_path: str | os.PathLike[str], band: int = 1) -> None:
+        """Build (or load) the labels of the raster's grid now, into the cache, without reading its pixels."""
+        with open_raster(raster_path) as src:
+            grid = Grid.from_dataset(src, raster_path)
+            rows = self._window_rows(src.block_shapes[band - 1][0])
+        self._plan(grid, rows)
+
+    def _window_rows(self, tile_rows: int) -> int:
+        """Whole tiles per window, unless a tile (or a single-strip file) is taller than block_rows."""
+        return self.block_rows // tile_rows * tile_rows if tile_rows <= self.block_rows else self.block_rows
+
     def stats(
         self,
         raster_path: str | os.PathLike[str],
@@ -726,8 +737,7 @@ class ZonalEngine:
             grid = Grid.from_dataset(src, raster_path)
             tile_rows = src.block_shapes[band - 1][0]
             reader = _BlockReader(src, band, TRANSFORMS[transform], raster_path)
-        # whole tiles per window, unless a tile (or a single-strip file) is taller than block_rows
-        rows = self.block_rows // tile_rows * tile_rows if tile_rows <= self.block_rows else self.block_rows
+        rows = self._window_rows(tile_rows)
         plan = self._plan(grid, rows)
         moments = Moments(plan.n_pixels)
         for done, results in enumerate(reader.reduce(plan.blocks, self.threads), start=1):

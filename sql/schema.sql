@@ -1,4 +1,4 @@
--- plotsm store schema, version 1: parcels, acquisitions, per-parcel observations and moisture, runs.
+-- plotsm store schema, version 2: parcels, acquisitions, per-parcel observations and moisture, runs.
 --
 -- Applied by plotsm.store.Store on every open; every statement is idempotent (IF NOT EXISTS, ON CONFLICT DO
 -- NOTHING). The schema version lives in meta('schema_version') and must equal plotsm.store.SCHEMA_VERSION;
@@ -11,7 +11,7 @@ CREATE TABLE IF NOT EXISTS meta (
     key   VARCHAR PRIMARY KEY,
     value VARCHAR NOT NULL
 );
-INSERT INTO meta VALUES ('schema_version', '1') ON CONFLICT DO NOTHING;
+INSERT INTO meta VALUES ('schema_version', '2') ON CONFLICT DO NOTHING;
 
 -- One row per parcel of the current parcel set (Store.write_parcels replaces the whole set).
 -- The CRS of geometry_wkb is meta('parcels_crs') as WKT2.
@@ -32,7 +32,9 @@ CREATE TABLE IF NOT EXISTS acquisitions (
     inputs          JSON NOT NULL,             -- list of {role, path, sha256} of the rasters used
     settings        JSON NOT NULL,             -- run settings of this acquisition
     apriori         VARCHAR,                   -- a-priori moisture state: dry, wet, none
-    network         VARCHAR                    -- inversion network chosen for it
+    network         VARCHAR,                   -- inversion network chosen for it
+    fingerprint     VARCHAR,                   -- sha256 of inputs, settings, a-priori, parcels, network (v2)
+    apriori_reason  VARCHAR                    -- why that a-priori state (v2)
 );
 
 -- Per-parcel zonal statistics of one acquisition (NULL where there was no valid pixel).

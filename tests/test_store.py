@@ -118,7 +118,7 @@ def series(store: Store) -> Store:
 def test_schema_created_with_version(tmp_path: Path):
     with Store(tmp_path / "new" / "out") as s:
         assert s.path == tmp_path / "new" / "out" / STORE_FILENAME and s.path.is_file()
-        assert s.schema_version == SCHEMA_VERSION == 1
+        assert s.schema_version == SCHEMA_VERSION == 2
         tables = {r["table_name"] for r in rows(s, "SELECT table_name FROM information_schema.tables")}
         assert {"meta", "parcels", "acquisitions", "observations", "moisture", "runs"} <= tables
     with Store(tmp_path / "new" / "out") as s:  # reopening applies the schema again without change
@@ -130,10 +130,30 @@ def test_schema_file_records_the_code_version():
     assert re.search(r"\('schema_version', '(\d+)'\)", text).group(1) == str(SCHEMA_VERSION)
 
 
+def test_version_1_store_is_migrated(tmp_path: Path):
+    """A store written by schema version 1 (tests/data/store_schema_v1.sql, the file as it shipped) is upgraded by
+    sql/migrations/002_acquisition_fingerprint.sql on the first write open, keeping its rows; a read-only open
+    of an old store asks for that upgrade instead."""
+    import duckdb
+
+    path = tmp_path / STORE_FILENAME
+    con = duckdb.connect(str(path))
+    con.execute((Path(__file__).parent / "data" / "store_schema_v1.sql").read_text())
+    con.execute("INSERT INTO acquisitions VALUES ('A1', TIMESTAMP '2024-04-06 17:49:12', 'S1A', 'ascending', 88, "
+                "'[]', '{}', 'none', 'all')")
+    con.close()
+    with pytest.raises(StorageError, match=r"older than this plotsm's \(2\)\. Open it once for writing"):
+        Store(tmp_path, read_only=True)
+    with Store(tmp_path) as s:
+        assert s.schema_version == 2
+        got = rows(s, "SELECT acquisition_id, relative_orbit, fingerprint, apriori_reason FROM acquisitions")
+        assert got == [{"acquisition_id": "A1", "relative_orbit": 88, "fingerprint": None, "apriori_reason": None}]
+
+
 def test_newer_schema_is_refused(tmp_path: Path):
     with Store(tmp_path) as s:
         s.sql("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    newer = r"plotsm\.duckdb: store schema version 99 is newer than this plotsm knows \(1\)\. Upgrade plotsm"
+    newer = r"plotsm\.duckdb: store schema version 99 is newer than this plotsm knows \(2\)\. Upgrade plotsm"
     with pytest.raises(StorageError, match=newer):
         Store(tmp_path)
 
@@ -540,7 +560,7 @@ def test_model_inputs_query(series: Store):
 
 
 def test_unknown_query(series: Store):
-    available = r"unknown query 'nope'\. Available: drying, export, history, latest, model_inputs, summary\.$"
+    available = r"unknown query 'nope'\. Available: drying, export, history, latest, model_inputs, moisture_parquet, summary\.$"
     with pytest.raises(UsageError, match=available):
         series.query("nope", {})
     with pytest.raises(UsageError, match=r"unknown query '\.\./schema'"):

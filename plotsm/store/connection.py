@@ -20,7 +20,7 @@ from plotsm.errors import InputError, StorageError, UsageError
 from plotsm.resources import sql_dir
 
 #: Version of ``sql/schema.sql`` this code reads and writes (``meta.schema_version``).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Name of the store file inside an output folder.
 STORE_FILENAME = "plotsm.duckdb"
 
@@ -121,8 +121,11 @@ class StoreConnection:
                 f"{self.path}: store schema version {version} is newer than this plotsm knows ({SCHEMA_VERSION}). "
                 "Upgrade plotsm, or pass another --out folder."
             )
-        if version is not None and version < SCHEMA_VERSION:  # no migration exists yet: version 1 is the first
-            raise StorageError(f"{self.path}: store schema version {version} cannot be migrated to {SCHEMA_VERSION}.")
+        if version is not None and version < SCHEMA_VERSION:
+            if self.read_only:
+                raise StorageError(f"{self.path}: store schema version {version} is older than this plotsm's "
+                                   f"({SCHEMA_VERSION}). Open it once for writing (e.g. `plotsm run`) to upgrade it.")
+            self._migrate(version)
         if self.read_only:
             if version is None:
                 raise StorageError(f"{self.path}: an empty DuckDB file, not a plotsm store. Pass another --out folder.")
@@ -131,6 +134,18 @@ class StoreConnection:
             self.con.execute((sql_dir() / "schema.sql").read_text(encoding="utf-8"))
         if self._stored_version() != SCHEMA_VERSION:
             raise StorageError(f"{sql_dir() / 'schema.sql'}: does not record schema_version {SCHEMA_VERSION}.")
+
+    def _migrate(self, version: int) -> None:
+        """Apply ``sql/migrations/NNN_*.sql`` for every NNN above ``version``, each in its own transaction."""
+        folder = sql_dir() / "migrations"
+        steps = {int(p.name[:3]): p for p in folder.glob("[0-9][0-9][0-9]_*.sql")}
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            if target not in steps:
+                raise StorageError(f"{self.path}: no migration to schema version {target} in {folder}.")
+            with self._transaction(f"migrating the store to schema version {target} ({steps[target].name})"):
+                self.con.execute(steps[target].read_text(encoding="utf-8"))
+            if self._stored_version() != target:
+                raise StorageError(f"{steps[target]}: does not set schema_version {target}.")
 
     @property
     def schema_version(self) -> int:

@@ -19,7 +19,7 @@ from plotsm.store.values import to_json_text, to_utc_naive
 #: Keys of the ``acquisition`` mapping given to :meth:`Store.write_acquisition` (the first two are required).
 ACQUISITION_FIELDS = (
     "acquisition_id", "datetime_utc", "platform", "orbit_direction", "relative_orbit",
-    "inputs", "settings", "apriori", "network",
+    "inputs", "settings", "apriori", "network", "fingerprint", "apriori_reason",
 )
 #: Columns an observations table must have; the other observation columns are optional (NULL when absent).
 OBSERVATION_REQUIRED = ("parcel_id", "n_valid", "vv_linear_mean", "theta_deg", "ndvi")
@@ -70,8 +70,8 @@ class WritesMixin(QueriesMixin):
             for table in ("moisture", "observations", "acquisitions"):
                 self.con.execute(f"DELETE FROM {table} WHERE acquisition_id = $acquisition_id", params)
             self.con.execute(
-                "INSERT INTO acquisitions VALUES ($acquisition_id, $datetime_utc, $platform, $orbit_direction, "
-                "$relative_orbit, $inputs, $settings, $apriori, $network)",
+                f"INSERT INTO acquisitions ({', '.join(ACQUISITION_FIELDS)}) "
+                f"VALUES ({', '.join('$' + f for f in ACQUISITION_FIELDS)})",
                 record,
             )
             self._insert_observations(acq_id)

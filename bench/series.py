@@ -1,0 +1,165 @@
+"""A year of acquisitions on a full Sentinel-2 tile: ``plotsm run`` over a catalogue, 1 and 2 workers.
+
+Scene (generated once into ``bench/out/``, gitignored): the 10,980 × 10,980 px tile (10 m, UTM 31N) and
+150,000 parcels of ``bench/zonal.py``; two distinct σ⁰ rasters (σ⁰-like gamma speckle with NaN holes), one
+incidence raster (30–45° across the tile), three NDVI rasters and one slope raster, all float32 deflate-tiled.
+The catalogue has 60 acquisitions (every 6 days of 2024, alternating orbits 88 and 161): each is a pair of
+symbolic links ``S1A_<date>T055000_<A|D><orbit>_VV_sigma0.tif`` / ``…_theta.tif`` to those files, and each
+month's ``ndvi_YYYY-MM.tif`` links to one of the three NDVI files. So disk use stays small, but every
+acquisition's σ⁰ and θ rasters are read and processed in full.
+
+Each configuration runs ``plotsm run --s1 … --ndvi … --slope … --workers N`` in a fresh process and a fresh
+output folder (so label building and hashing are included), while a sampler adds up the resident memory of
+that process and its children every 0.2 s (``/proc``). Printed: total and per-acquisition wall time, peak RSS
+(sum over processes), the speed-up from 1 to 2 workers, and a third, incremental run with nothing to do.
+
+Target: ≤ 10 minutes for the year, peak RSS ≤ 3 GB. ``--size`` / ``--parcels`` / ``--acquisitions`` make a
+smaller run for a quick check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.windows import Window
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from zonal import CRS, OUT, RES, X0, Y0, scene  # noqa: E402
+
+
+def smooth_raster(path: Path, size_px: int, lo: float, hi: float, seed: int, noise: float = 0.0) -> None:
+    """A float32 raster rising from ``lo`` (west) to ``hi`` (east), plus uniform noise; tiled like the others."""
+    if path.is_file():
+        return
+    rng = np.random.default_rng(seed)
+    profile = {"driver": "GTiff", "height": size_px, "width": size_px, "count": 1, "dtype": "float32", "crs": CRS,
+               "transform": Affine(RES, 0.0, X0, 0.0, -RES, Y0), "tiled": True, "blockxsize": 512,
+               "blockysize": 512, "compress": "deflate", "BIGTIFF": "IF_SAFER"}
+    ramp = np.linspace(lo, hi, size_px, dtype=np.float32)
+    tmp = path.with_suffix(".tmp.tif")
+    with rasterio.open(tmp, "w", **profile) as dst:
+        for r0 in range(0, size_px, 512):
+            rows = min(512, size_px - r0)
+            block = np.broadcast_to(ramp, (rows, size_px)).copy()
+            if noise:
+                block += rng.uniform(-noise, noise, block.shape).astype(np.float32)
+            dst.write(block, 1, window=Window(0, r0, size_px, rows))
+    tmp.rename(path)
+
+
+def build(size_px: int, n_parcels: int, n_acq: int) -> tuple[Path, Path, Path, Path, Path]:
+    vv_a, parcels = scene(size_px, n_parcels, 0)
+    folder = vv_a.parent
+    vv_b = folder / "vv_b.tif"
+    if not vv_b.is_file():
+        from zonal import make_raster
+
+        make_raster(folder / "vv_b.tmp.tif", size_px, 1)
+        (folder / "vv_b.tmp.tif").rename(vv_b)
+    theta = folder / "theta.tif"
+    smooth_raster(theta, size_px, 30.0, 45.0, 2)
+    ndvis = [folder / f"ndvi_{k}.tif" for k in range(3)]
+    for k, path in enumerate(ndvis):
+        smooth_raster(path, size_px, 0.1 + 0.15 * k, 0.4 + 0.15 * k, 10 + k, noise=0.05)
+    slope = folder / "slope.tif"
+    smooth_raster(slope, size_px, 0.0, 6.0, 20, noise=1.0)
+    cat = folder / f"catalog_{n_acq}"
+    s1, nd = cat / "s1", cat / "ndvi"
+    if not cat.is_dir():
+        s1.mkdir(parents=True)
+        nd.mkdir()
+        day = datetime(2024, 1, 3, 5, 50)
+        for i in range(n_acq):
+            when = day + timedelta(days=6 * i)
+            orbit = "A088" if i % 2 == 0 else "D161"
+            stem = f"S1A_{when:%Y%m%dT%H%M%S}_{orbit}_VV"
+            (s1 / f"{stem}_sigma0.tif").symlink_to(vv_a if i % 2 == 0 else vv_b)
+            (s1 / f"{stem}_theta.tif").symlink_to(theta)
+        for month in range(1, 13):
+            (nd / f"ndvi_2024-{month:02d}.tif").symlink_to(ndvis[month % 3])
+    return parcels, s1, nd, slope, folder
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` and all its descendants (Linux /proc)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+            with open(f"/proc/{p}/task/{p}/children") as fh:
+                todo += [int(c) for c in fh.read().split()]
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return total
+
+
+def timed_run(args: list[str]) -> tuple[float, int, str]:
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, tree_rss_bytes(proc.pid))
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    output, _ = proc.communicate()
+    stop.set()
+    thread.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed ({proc.returncode}):\n{output}")
+    return time.perf_counter() - t0, peak, output
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=10980)
+    ap.add_argument("--parcels", type=int, default=150_000)
+    ap.add_argument("--acquisitions", type=int, default=60)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = ap.parse_args()
+    t = time.perf_counter()
+    parcels, s1, nd, slope, folder = build(args.size, args.parcels, args.acquisitions)
+    print(f"scene ready in {time.perf_counter() - t:.0f} s: {args.size}² px, {args.parcels} parcels, "
+          f"{args.acquisitions} acquisitions")
+    plotsm = [sys.executable, "-c", "from plotsm.cli import main; main()"]
+    times = {}
+    for n in args.workers:
+        out = OUT / f"series_{args.size}_{args.acquisitions}_w{n}"
+        subprocess.run(["rm", "-rf", str(out)], check=True)
+        run = [*plotsm, "--quiet", "run", "--parcels", str(parcels), "--s1", str(s1), "--ndvi", str(nd), "--slope",
+               str(slope), "--out", str(out), "--workers", str(n), "--id-field", "parcel_id"]
+        seconds, peak, output = timed_run(run)
+        times[n] = seconds
+        print(f"workers {n}: {seconds:7.1f} s total, {seconds / args.acquisitions:5.2f} s per acquisition, "
+              f"peak RSS {peak / 1e9:.2f} GB (all processes)")
+        if n == args.workers[-1]:
+            again, peak2, output2 = timed_run(run)
+            print(f"incremental re-run (nothing to do): {again:.1f} s, peak RSS {peak2 / 1e9:.2f} GB")
+            print("\n".join(line for line in output2.splitlines() if "skipped" in line.lower())[-300:])
+    if 1 in times and 2 in times:
+        print(f"speed-up 1 → 2 workers: {times[1] / times[2]:.2f}×")
+    print(f"target: ≤ 600 s for the year, ≤ 3 GB peak RSS; cores: {os.cpu_count()}")
+
+
+if __name__ == "__main__":
+    main()

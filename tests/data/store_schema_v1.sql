@@ -1,0 +1,76 @@
+-- plotsm store schema, version 1: parcels, acquisitions, per-parcel observations and moisture, runs.
+--
+-- Applied by plotsm.store.Store on every open; every statement is idempotent (IF NOT EXISTS, ON CONFLICT DO
+-- NOTHING). The schema version lives in meta('schema_version') and must equal plotsm.store.SCHEMA_VERSION;
+-- a store whose version is newer than the code is refused. Times are UTC, stored as TIMESTAMP without a
+-- zone. JSON columns hold JSON text. There are no FOREIGN KEY constraints: DuckDB cannot delete a referenced
+-- row and re-insert it in one transaction, which is exactly how an acquisition is replaced; the store keeps
+-- the references itself (observations/moisture rows are deleted and written with their acquisition).
+
+CREATE TABLE IF NOT EXISTS meta (
+    key   VARCHAR PRIMARY KEY,
+    value VARCHAR NOT NULL
+);
+INSERT INTO meta VALUES ('schema_version', '1') ON CONFLICT DO NOTHING;
+
+-- One row per parcel of the current parcel set (Store.write_parcels replaces the whole set).
+-- The CRS of geometry_wkb is meta('parcels_crs') as WKT2.
+CREATE TABLE IF NOT EXISTS parcels (
+    parcel_id    VARCHAR PRIMARY KEY,          -- the user's id, as text
+    attributes   JSON    NOT NULL,             -- the user's other columns, one JSON object per parcel
+    area_m2      DOUBLE,                       -- equal-area (Lambert azimuthal equal-area around the parcels)
+    geometry_wkb BLOB    NOT NULL              -- ISO WKB in the parcels' CRS; an empty polygon if none
+);
+
+-- One row per Sentinel-1 acquisition processed.
+CREATE TABLE IF NOT EXISTS acquisitions (
+    acquisition_id  VARCHAR PRIMARY KEY,
+    datetime_utc    TIMESTAMP NOT NULL,        -- UTC
+    platform        VARCHAR,                   -- e.g. S1A
+    orbit_direction VARCHAR,                   -- ascending / descending
+    relative_orbit  INTEGER,
+    inputs          JSON NOT NULL,             -- list of {role, path, sha256} of the rasters used
+    settings        JSON NOT NULL,             -- run settings of this acquisition
+    apriori         VARCHAR,                   -- a-priori moisture state: dry, wet, none
+    network         VARCHAR                    -- inversion network chosen for it
+);
+
+-- Per-parcel zonal statistics of one acquisition (NULL where there was no valid pixel).
+CREATE TABLE IF NOT EXISTS observations (
+    parcel_id      VARCHAR NOT NULL,
+    acquisition_id VARCHAR NOT NULL,
+    n_valid        BIGINT,                     -- valid σ⁰ pixels in the parcel
+    n_pixels       BIGINT,                     -- pixels in the parcel
+    valid_fraction DOUBLE,                     -- n_valid / n_pixels
+    vv_linear_mean DOUBLE,                     -- σ⁰_VV averaged in linear units
+    vv_linear_std  DOUBLE,
+    vv_db          DOUBLE,                     -- 10·log10(vv_linear_mean)
+    theta_deg      DOUBLE,                     -- incidence angle
+    ndvi           DOUBLE,
+    slope_deg      DOUBLE,                     -- NULL without a slope raster
+    PRIMARY KEY (parcel_id, acquisition_id)
+);
+
+-- Moisture of one parcel at one acquisition, with its quality flag.
+CREATE TABLE IF NOT EXISTS moisture (
+    parcel_id      VARCHAR NOT NULL,
+    acquisition_id VARCHAR NOT NULL,
+    mv_pct         DOUBLE,                     -- volumetric soil moisture, vol.%; NULL unless status = 'ok'
+    network        VARCHAR,
+    status         VARCHAR NOT NULL CHECK (status IN
+                       ('ok', 'ndvi_above_max', 'slope_above_max', 'too_few_pixels', 'no_data', 'outside_domain')),
+    model_version  VARCHAR,
+    PRIMARY KEY (parcel_id, acquisition_id),
+    CHECK (status = 'ok' OR mv_pct IS NULL)
+);
+
+-- One row per plotsm command that wrote to the store.
+CREATE TABLE IF NOT EXISTS runs (
+    run_id         VARCHAR PRIMARY KEY,
+    started_utc    TIMESTAMP NOT NULL,
+    finished_utc   TIMESTAMP,
+    plotsm_version VARCHAR NOT NULL,
+    settings       JSON NOT NULL,
+    timings        JSON NOT NULL,              -- seconds per stage
+    command        VARCHAR NOT NULL            -- the command line
+);

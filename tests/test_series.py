@@ -1,0 +1,313 @@
+"""A series of acquisitions: catalogue run, incremental skip, kill-and-resume, process pool and Dask cluster giving
+the same tables as a serial run, the Hive-partitioned Parquet dataset, the wide export, and the weather a-priori
+(CSV, and Open-Meteo replayed by a loopback server)."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import duckdb
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as ds
+import pytest
+
+from plotsm.demo import build_demo_scene
+from plotsm.weather import AprioriRule, decide_apriori, read_weather_csv
+
+DATA = Path(__file__).parent / "data"
+PLOTSM = [sys.executable, "-c", "from plotsm.cli import main; main()"]
+#: dates of the synthetic series (the demo scene's rasters, reused): April and May 2024, every 4 days
+DATES = [f"2024-04-{d:02d}T17:49:12" for d in (2, 6, 10, 14, 18, 22, 26, 30)] + ["2024-05-04T17:49:12",
+                                                                                 "2024-05-12T17:49:12"]
+
+
+def cli(*args, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*PLOTSM, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    return build_demo_scene(tmp_path_factory.mktemp("scene"))
+
+
+@pytest.fixture(scope="module")
+def catalog(scene, tmp_path_factory) -> Path:
+    """s1/: one σ⁰ + θ pair per date named as `plotsm s1 calibrate` names them (hard links to the demo
+    rasters, cycling through its 4 acquisitions); ndvi/: ndvi_2024-04.tif and ndvi_2024-05.tif."""
+    root = tmp_path_factory.mktemp("catalog")
+    (root / "s1").mkdir()
+    (root / "ndvi").mkdir()
+    for k, when in enumerate(DATES):
+        a = scene.acquisitions[k % len(scene.acquisitions)]
+        stem = f"S1A_{when.replace('-', '').replace(':', '')}_A059_VV"
+        os.link(a["vv"], root / "s1" / f"{stem}_sigma0.tif")
+        os.link(a["theta"], root / "s1" / f"{stem}_theta.tif")
+    ndvi = {Path(str(a["ndvi"])).name: Path(str(a["ndvi"])) for a in scene.acquisitions}
+    shutil.copy(ndvi["ndvi_202404.tif"], root / "ndvi" / "ndvi_2024-04.tif")
+    shutil.copy(ndvi["ndvi_202405.tif"], root / "ndvi" / "ndvi_2024-05.tif")
+    return root
+
+
+def series_args(scene, catalog: Path, out: Path, *extra) -> list:
+    return ["run", "--parcels", scene.parcels, "--id-field", "parcel_code", "--s1", catalog / "s1",
+            "--ndvi", catalog / "ndvi", "--slope", scene.slope, "--out", out, *extra]
+
+
+def tables(out: Path) -> dict[str, pd.DataFrame]:
+    con = duckdb.connect(str(out / "plotsm.duckdb"), read_only=True)
+    try:
+        return {
+            "acquisitions": con.sql("SELECT acquisition_id, datetime_utc, apriori, network, fingerprint FROM "
+                                    "acquisitions ORDER BY 1").df(),
+            "observations": con.sql("SELECT * FROM observations ORDER BY acquisition_id, parcel_id").df(),
+            "moisture": con.sql("SELECT * FROM moisture ORDER BY acquisition_id, parcel_id").df(),
+        }
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def serial(scene, catalog, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("serial")
+    res = cli(*series_args(scene, catalog, out, "--workers", "1"))
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+# ------------------------------------------------------------------------------------------ catalogue
+
+
+def test_catalogue_run_commits_every_acquisition(scene, serial):
+    t = tables(serial)
+    assert len(t["acquisitions"]) == len(DATES)
+    n = scene.n_parcels
+    assert t["observations"].groupby("acquisition_id").size().eq(n).all()
+    assert t["moisture"].groupby("acquisition_id").size().eq(n).all()
+    assert t["acquisitions"]["fingerprint"].str.fullmatch("[0-9a-f]{64}").all()
+
+
+def test_rerun_skips_and_changed_input_is_recomputed(scene, catalog, serial, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(serial, out)
+    before = tables(out)
+    res = cli(*series_args(scene, catalog, out, "--workers", "1"))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count(" skipped: ") == len(DATES) and " committed: " not in res.stdout
+    assert "processed" in res.stdout and "skipped" in res.stdout  # the summary table
+    after = tables(out)
+    pd.testing.assert_frame_equal(before["moisture"], after["moisture"])
+    # a changed setting recomputes everything; --force recomputes without a change
+    res = cli(*series_args(scene, catalog, out, "--workers", "1", "--ndvi-max", "0.7"))
+    assert res.stdout.count(" committed: ") == len(DATES)
+    res = cli(*series_args(scene, catalog, out, "--workers", "1", "--ndvi-max", "0.7", "--force"))
+    assert res.stdout.count(" committed: ") == len(DATES)
+
+
+def test_missing_ndvi_month_exits_4_before_writing(scene, catalog, tmp_path):
+    ndvi = tmp_path / "ndvi"
+    ndvi.mkdir()
+    shutil.copy(catalog / "ndvi" / "ndvi_2024-04.tif", ndvi)
+    out = tmp_path / "out"
+    res = cli("run", "--parcels", scene.parcels, "--id-field", "parcel_code", "--s1", catalog / "s1", "--ndvi", ndvi,
+              "--out", out)
+    assert res.returncode == 4
+    assert "2024-05" in res.stderr and "--pair nearest" in res.stderr
+    assert not out.exists()
+
+
+def test_failed_acquisition_is_reported_and_the_others_committed(scene, catalog, tmp_path):
+    """A σ⁰ raster corrupt past its header fails its own acquisition only; exit 4 names it."""
+    s1 = tmp_path / "cat" / "s1"
+    shutil.copytree(catalog / "s1", s1)
+    shutil.copytree(catalog / "ndvi", tmp_path / "cat" / "ndvi")
+    victim = sorted(s1.glob("*_sigma0.tif"))[3]
+    raw = bytearray(victim.read_bytes())
+    victim.unlink()  # break the hard link before writing
+    raw[len(raw) // 2:] = b"\0" * (len(raw) - len(raw) // 2)
+    victim.write_bytes(bytes(raw))
+    out = tmp_path / "out"
+    res = cli("run", "--parcels", scene.parcels, "--id-field", "parcel_code", "--s1", s1, "--ndvi",
+              tmp_path / "cat" / "ndvi", "--out", out, "--workers", "1")
+    assert res.returncode == 4
+    assert "1 of 10 acquisition(s) failed" in res.stderr and victim.name in res.stderr
+    assert len(tables(out)["acquisitions"]) == len(DATES) - 1
+
+
+# ------------------------------------------------------------------------------------- kill and resume
+
+
+def test_kill_during_a_series_then_resume(scene, catalog, serial, tmp_path):
+    """SIGKILL after two acquisitions are committed, while the third is being processed; the re-run skips the
+    committed ones, does the rest, and the store equals an uninterrupted run: no duplicate, no partial one."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*PLOTSM, *map(str, series_args(scene, catalog, out, "--workers", "1"))],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    committed = 0
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        committed += " committed: " in line
+        if committed == 2:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    res = cli(*series_args(scene, catalog, out, "--workers", "1"))
+    assert res.returncode == 0, res.stderr
+    n_skipped = res.stdout.count(" skipped: ")
+    assert 2 <= n_skipped < len(DATES)
+    assert n_skipped + res.stdout.count(" committed: ") == len(DATES)
+    resumed, reference = tables(out), tables(serial)
+    for name in ("observations", "moisture"):
+        pd.testing.assert_frame_equal(resumed[name], reference[name])
+    assert list(resumed["acquisitions"]["fingerprint"]) == list(reference["acquisitions"]["fingerprint"])
+    parquet = sorted((out / "parquet" / "moisture").rglob("*"))
+    assert sum(p.suffix == ".parquet" for p in parquet) == len(DATES)
+    assert not [p for p in parquet if p.name.endswith(".tmp")]
+
+
+# ------------------------------------------------------------------------------------------- parallel
+
+
+def test_process_pool_gives_the_serial_tables(scene, catalog, serial, tmp_path):
+    out = tmp_path / "out"
+    res = cli(*series_args(scene, catalog, out, "--workers", "2"))
+    assert res.returncode == 0, res.stderr
+    got, want = tables(out), tables(serial)
+    for name in ("observations", "moisture"):
+        pd.testing.assert_frame_equal(got[name], want[name])
+    assert list(got["acquisitions"]["fingerprint"]) == list(want["acquisitions"]["fingerprint"])
+
+
+def test_dask_local_cluster_gives_the_serial_tables(scene, catalog, serial, tmp_path):
+    from distributed import LocalCluster
+
+    out = tmp_path / "out"
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
+                      processes=True) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        res = cli(*series_args(scene, catalog, out, "--scheduler", cluster.scheduler_address))
+    assert res.returncode == 0, res.stderr
+    got, want = tables(out), tables(serial)
+    for name in ("observations", "moisture"):
+        pd.testing.assert_frame_equal(got[name], want[name])
+
+
+def test_unreachable_scheduler_is_a_usage_error(scene, catalog, tmp_path):
+    res = cli(*series_args(scene, catalog, tmp_path / "out", "--scheduler", "tcp://127.0.0.1:9"), timeout=120)
+    assert res.returncode == 2 and "cannot connect" in res.stderr
+
+
+# -------------------------------------------------------------------------------------------- outputs
+
+
+def test_hive_parquet_dataset_matches_the_store(scene, serial):
+    root = serial / "parquet" / "moisture"
+    assert sorted(p.name for p in root.iterdir()) == ["year=2024"]
+    assert sorted(p.name for p in (root / "year=2024").iterdir()) == ["month=4", "month=5"]
+    con = duckdb.connect()
+    got = con.sql(f"SELECT year, month, acquisition_id, parcel_id, mv_pct, status FROM read_parquet("
+                  f"'{root}/*/*/*.parquet', hive_partitioning = true) ORDER BY acquisition_id, parcel_id").df()
+    want = tables(serial)["moisture"]
+    assert len(got) == len(want) == len(DATES) * scene.n_parcels
+    np.testing.assert_array_equal(got["parcel_id"], want["parcel_id"])
+    np.testing.assert_array_equal(got["mv_pct"].to_numpy(float), want["mv_pct"].to_numpy(float))
+    assert set(got.loc[got["acquisition_id"].str.startswith("202405"), "month"]) == {5}
+    table = ds.dataset(root, format="parquet", partitioning="hive").to_table()  # Arrow (as Spark reads it)
+    assert table.num_rows == len(want) and {"year", "month"} <= set(table.column_names)
+
+
+def test_wide_export_has_one_column_per_acquisition(scene, serial, tmp_path):
+    target = tmp_path / "wide.parquet"
+    res = cli("export", "--out", serial, "--layout", "wide", "--to", target)
+    assert res.returncode == 0, res.stderr
+    wide = gpd.read_parquet(target)
+    ids = sorted(tables(serial)["acquisitions"]["acquisition_id"])
+    assert [c for c in wide.columns if c.startswith("mv_")] == [f"mv_{a}" for a in ids]
+    assert len(wide) == scene.n_parcels and wide.crs is not None
+    long = tables(serial)["moisture"].pivot(index="parcel_id", columns="acquisition_id", values="mv_pct")
+    w = wide.set_index("parcel_id")
+    np.testing.assert_array_equal(w[f"mv_{ids[0]}"].to_numpy(float), long.loc[w.index, ids[0]].to_numpy(float))
+    assert (w["n_ok"] == long.loc[w.index].notna().sum(axis=1)).all()
+
+
+# ----------------------------------------------------------------------------------------- a-priori
+
+
+def test_apriori_auto_from_a_weather_csv(scene, catalog, tmp_path):
+    csv = tmp_path / "weather.csv"
+    days = pd.date_range("2024-03-20", "2024-05-20", freq="D")
+    rain = np.zeros(len(days))
+    rain[days.get_loc(pd.Timestamp("2024-04-16"))] = 25.0  # heavy rain two days before 2024-04-18
+    pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "precipitation_mm": rain}).to_csv(csv, index=False)
+    out = tmp_path / "out"
+    res = cli(*series_args(scene, catalog, out, "--workers", "1", "--apriori", "auto", "--weather-csv", csv))
+    assert res.returncode == 0, res.stderr
+    with duckdb.connect(str(out / "plotsm.duckdb"), read_only=True) as con:
+        rows = con.sql("SELECT acquisition_id, datetime_utc, apriori, network, apriori_reason FROM acquisitions "
+                       "ORDER BY datetime_utc").df()
+    weather = read_weather_csv(csv)
+    for r in rows.itertuples():
+        decision = decide_apriori(weather, r.datetime_utc.tz_localize("UTC").to_pydatetime(), AprioriRule())
+        assert (r.apriori, r.apriori_reason) == (decision.state, decision.reason)
+        assert r.network == {"dry": "dry", "wet": "wet", "none": "all"}[r.apriori]
+    assert rows.set_index("acquisition_id").loc["20240418T174912_S1A", "apriori"] == "wet"
+    assert rows.set_index("acquisition_id").loc["20240414T174912_S1A", "apriori"] == "dry"
+
+
+class _Replay(http.server.BaseHTTPRequestHandler):
+    body = b""
+    queries: list[str] = []
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        type(self).queries.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(type(self).body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_apriori_auto_from_open_meteo_replayed_on_loopback(scene, catalog, tmp_path):
+    _Replay.body = (DATA / "open_meteo_archive_sample.json").read_bytes()
+    _Replay.queries = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Replay)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/v1/archive"
+        out = tmp_path / "out"
+        res = cli(*series_args(scene, catalog, out, "--workers", "1", "--apriori", "auto", "--weather",
+                               "open-meteo", "--weather-url", url))
+    finally:
+        server.shutdown()
+    assert res.returncode == 0, res.stderr
+    assert len(_Replay.queries) == 1
+    query = _Replay.queries[0]
+    assert "daily=precipitation_sum" in query and "start_date=2024-03-" in query and "end_date=2024-05-11" in query
+    lat = float(query.split("latitude=")[1].split("&")[0])
+    _, y0, _, y1 = gpd.read_file(scene.parcels).to_crs("EPSG:4326").total_bounds
+    assert float(lat) == pytest.approx((y0 + y1) / 2, abs=1e-4)  # the centre of the parcels' extent
+    with duckdb.connect(str(out / "plotsm.duckdb"), read_only=True) as con:
+        reasons = con.sql("SELECT apriori, apriori_reason FROM acquisitions ORDER BY datetime_utc").fetchall()
+    assert all(reason for _, reason in reasons)
+    sample = json.loads(_Replay.body)
+    assert sample["daily"]["time"][0] == "2024-03-25"
+    # the replayed sample ends on 2024-04-08: later acquisitions lack weather and get "none", with the reason
+    assert reasons[-1][0] == "none" and "missing" in reasons[-1][1]
+    # a second run uses the cached answer: no request, even with the server gone
+    res = cli(*series_args(scene, catalog, out, "--workers", "1", "--apriori", "auto", "--weather", "open-meteo",
+                           "--weather-url", url))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count(" skipped: ") == len(DATES)
