@@ -25,6 +25,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/infer.py
 	$(BIN)/python bench/zonal.py
+	$(BIN)/python bench/sources.py
+	$(BIN)/python bench/s1_geocode.py
+	$(BIN)/python bench/series.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

@@ -546,13 +546,17 @@ def s2_ndvi(
     product: Annotated[Path, typer.Argument(help="Sentinel-2 product, folder or .zip: ESA L2A .SAFE, L2A COG assets with their STAC item, AWS L2A tile folder, Theia L2A or L3A.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder; the NDVI is written there as NDVI_<tile>_<YYYYMMDD>.tif.")],
     uint8: Annotated[bool, typer.Option("--uint8", help="Encode as uint8: round((NDVI+1)·100), 255 = no data.")] = False,
+    overviews: Annotated[bool, typer.Option("--overviews", help="Also build internal overviews, for viewing in a GIS (a full tile then takes about 3× as long). Zonal statistics do not need them.")] = False,
 ) -> None:
-    """NDVI of a whole Sentinel-2 product; clouds, shadows, snow, water and no data masked (SCL, CLM/MG2 or FLG)."""
+    """NDVI of a whole Sentinel-2 product; clouds, shadows, snow, water and no data masked (SCL, CLM/MG2 or FLG).
+
+    Written as a tiled GeoTIFF, ZSTD-compressed (readable by GDAL >= 2.3), without overviews unless --overviews.
+    """
     from plotsm.sources.s2_product import resolve_s2_product, write_product_ndvi
 
     resolved = resolve_s2_product(product)
     _info(f"{resolved.kind} ({resolved.layout}) tile {resolved.tile}, {resolved.date:%Y-%m-%d}")
-    path = write_product_ndvi(resolved, out_dir, encoding="uint8" if uint8 else "float32")
+    path = write_product_ndvi(resolved, out_dir, encoding="uint8" if uint8 else "float32", overviews=overviews)
     out.print(f"wrote {path}")
 
 
@@ -647,6 +651,9 @@ def main(argv: list[str] | None = None) -> None:
     Usage errors are reported by typer itself (exit 2); a :class:`PlotsmError` becomes one line on stderr and
     its exit code; anything else is a bug (exit 1, with the traceback).
     """
+    from plotsm.zonal import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before any thread allocates: see plotsm.zonal.MALLOC_ARENAS
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name="plotsm", standalone_mode=True)

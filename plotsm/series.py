@@ -129,6 +129,9 @@ class _SharedStats:
 
 def _init_worker(parcels_gdf: gpd.GeoDataFrame) -> None:
     """Process-pool initializer: keep the parcels (sent once per worker process)."""
+    from plotsm.zonal import limit_malloc_arenas
+
+    limit_malloc_arenas()
     _WORKER.clear()
     _WORKER["parcels"] = parcels_gdf
 
@@ -280,7 +283,8 @@ def run_series(
         done = 0
         if progress:
             progress("acquisitions", 0, len(todo))
-        for pending, outcome in _compute(parcels.gdf, todo, cache_dir, workers, scheduler):
+        zones = parcels.gdf[["parcel_id", parcels.gdf.geometry.name]]  # workers need ids and shapes only
+        for pending, outcome in _compute(zones, todo, cache_dir, workers, scheduler):
             job, record = pending.job, pending.record
             acq_id = job.acq.acquisition_id
             try:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from rasterio.windows import Window
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -131,16 +132,147 @@ def test_no_metadata_warns() -> None:
     np.testing.assert_array_equal(ndvi, ndvi_from_l2a(B04, B08, SCL, PB0214))
 
 
-def test_written_geotiff_is_tiled_deflate_and_blockwise_equal(tmp_path: Path) -> None:
+def test_written_geotiff_is_tiled_zstd_and_blockwise_equal(tmp_path: Path) -> None:
     whole = ndvi_from_l2a(B04, B08, SCL, PB0214)
     out = ndvi_from_l2a(B04, B08, SCL, PB0214, out=tmp_path / "ndvi.tif", block_size=48)
     assert out == tmp_path / "ndvi.tif"
     assert os.listdir(tmp_path) == ["ndvi.tif"]  # no temporary file left behind
     with rasterio.open(out) as src, rasterio.open(B04) as ref:
-        assert src.profile["tiled"] and src.profile["compress"] == "deflate"
+        assert src.profile["tiled"] and src.profile["compress"] == "zstd"
+        assert src.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == "3"
         assert src.dtypes[0] == "float32" and np.isnan(src.nodata)
         assert src.transform == ref.transform and src.crs == ref.crs
         np.testing.assert_array_equal(src.read(1), whole)
+
+
+def test_overviews_only_on_request(tmp_path: Path) -> None:
+    # 600 px > one 512-px tile: overviews of factor 2 when asked, none by default
+    rng = np.random.default_rng(3)
+    red = _write(tmp_path / "FRE_B4.tif", rng.integers(100, 3000, (600, 600), dtype=np.int16))
+    nir = _write(tmp_path / "FRE_B8.tif", rng.integers(100, 5000, (600, 600), dtype=np.int16))
+    plain = ndvi_from_theia(red, nir, out=tmp_path / "plain.tif")
+    pyramid = ndvi_from_theia(red, nir, out=tmp_path / "pyramid.tif", overviews=True)
+    codes = ndvi_from_theia(red, nir, out=tmp_path / "codes.tif", encoding="uint8", overviews=True)
+    with rasterio.open(plain) as a, rasterio.open(pyramid) as b, rasterio.open(codes) as c:
+        assert a.overviews(1) == [] and b.overviews(1) == [2] and c.overviews(1) == [2]
+        assert c.profile["compress"] == "zstd" and c.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == "2"
+        np.testing.assert_array_equal(a.read(1), b.read(1))
+
+
+def test_write_geotiff_atomic_defaults_unchanged(tmp_path: Path) -> None:
+    from plotsm.sources import write_geotiff_atomic
+
+    profile = {"crs": "EPSG:32631", "transform": Affine(10, 0, 0, 0, -10, 0), "width": 600, "height": 600,
+               "count": 1, "dtype": "float32", "nodata": np.nan}
+    with write_geotiff_atomic(tmp_path / "a.tif", profile) as dst:
+        dst.write(np.ones((600, 600), dtype=np.float32), 1)
+    with rasterio.open(tmp_path / "a.tif") as src:
+        assert src.profile["compress"] == "deflate" and src.overviews(1) == [2]
+        assert src.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == "3"
+
+
+def _aligned_case(tmp_path: Path, k: int, nodata: int | None) -> tuple[Path, Path]:
+    """A 37 × 41 band grid at 10 m and a uint8 mask of k · 10 m whose corner is 3 columns left of and 5 rows
+    below the band's corner, so that its pixels straddle odd band columns and it covers the band only partly."""
+    band = tmp_path / "band.tif"
+    with rasterio.open(band, "w", driver="GTiff", width=41, height=37, count=1, dtype="int16", crs="EPSG:32631",
+                       transform=Affine(10, 0, 500_000, 0, -10, 4_800_000)) as dst:
+        dst.write(np.ones((37, 41), dtype=np.int16), 1)
+    mask = tmp_path / f"mask_{k}.tif"
+    values = np.random.default_rng(k).integers(0, 13, (30 // k + 1, 40 // k + 1), dtype=np.uint8)
+    with rasterio.open(mask, "w", driver="GTiff", width=values.shape[1], height=values.shape[0], count=1,
+                       dtype="uint8", crs="EPSG:32631", nodata=nodata,
+                       transform=Affine(10 * k, 0, 500_000 - 30, 0, -10 * k, 4_800_000 - 50)) as dst:
+        dst.write(values, 1)
+    return band, mask
+
+
+def test_repeat_pixels_is_np_repeat() -> None:
+    values = np.random.default_rng(0).random((5, 7)) < 0.5
+    for k in range(1, 9):
+        np.testing.assert_array_equal(s2._repeat_pixels(values, k),
+                                      np.repeat(np.repeat(values, k, axis=0), k, axis=1), err_msg=f"k={k}")
+
+
+@pytest.mark.parametrize(("k", "nodata", "fill"), [(2, 0, 0), (2, None, 255), (3, 7, 255), (1, None, 0),
+                                                   (4, None, 0), (6, 0, 0)])
+def test_aligned_mask_equals_nearest_reprojection(tmp_path: Path, k: int, nodata: int | None, fill: int) -> None:
+    band, mask = _aligned_case(tmp_path, k, nodata)
+    masked = np.asarray([0, 1, 3, 8, 9, 10, 11])
+    convert = lambda v: np.isin(v, masked)  # noqa: E731
+    layer = s2._Layer(mask, "SCL", convert)
+    # the MG2-like test on an int16 copy of the mask takes the path without lookup table
+    wide = tmp_path / "mask_int16.tif"
+    with rasterio.open(mask) as src:
+        profile = {**src.profile, "dtype": "int16"}
+        with rasterio.open(wide, "w", **profile) as dst:
+            dst.write(src.read(1).astype(np.int16), 1)
+    bits = s2._Layer(wide, "MG2", lambda v: (v.astype(np.int64) & 0b1010) != 0)
+    windows = [Window(0, 0, 41, 37), Window(5, 3, 11, 9), Window(1, 2, 7, 13), Window(38, 30, 3, 7)]
+    windows += list(s2._windows(41, 37, 7))
+    with rasterio.open(band) as grid:
+        for lay in (layer, bits):
+            with rasterio.open(lay.path) as src:
+                reader = s2._MaskReader(lay, src, grid, fill)
+                assert reader.alignment == (k, -3, 5)
+                assert (reader.table is not None) == (lay is layer)
+                for window in windows:
+                    expected = lay.convert(s2._mask_on_window(src, grid, window, fill))
+                    got = reader.invalid(window)
+                    assert got.shape == (window.height, window.width)
+                    np.testing.assert_array_equal(got, expected, err_msg=f"{lay.role} k={k} {window}")
+
+
+def test_mask_on_another_grid_is_reprojected(tmp_path: Path) -> None:
+    band, mask = _aligned_case(tmp_path, 2, None)
+    with rasterio.open(mask) as src:  # shift by a quarter of a band pixel: not aligned any more
+        profile = {**src.profile, "transform": src.transform @ Affine.translation(0.125, 0)}
+        values = src.read(1)
+    shifted = tmp_path / "shifted.tif"
+    with rasterio.open(shifted, "w", **profile) as dst:
+        dst.write(values, 1)
+    with rasterio.open(band) as grid, rasterio.open(shifted) as src:
+        reader = s2._MaskReader(s2._Layer(shifted, "SCL", lambda v: v > 6), src, grid, 0)
+        assert reader.alignment is None
+        window = Window(5, 3, 11, 9)
+        np.testing.assert_array_equal(reader.invalid(window), s2._mask_on_window(src, grid, window, 0) > 6)
+
+
+def test_real_scl_fast_path_equals_reprojection(monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = ndvi_from_l2a(B04, B08, SCL, PB0214, block_size=45)
+    monkeypatch.setattr(s2, "_aligned_factor", lambda src, grid: None)
+    slow = ndvi_from_l2a(B04, B08, SCL, PB0214, block_size=45)
+    np.testing.assert_array_equal(fast, slow)
+
+
+def test_writer_thread_keeps_order_and_raises_its_error() -> None:
+    from plotsm.sources import write_windows
+
+    class Recorder:
+        def __init__(self, fail_at: int | None = None) -> None:
+            self.windows: list[Window] = []
+            self.fail_at = fail_at
+
+        def write(self, data: np.ndarray, band: int, window: Window) -> None:
+            if len(self.windows) == self.fail_at:
+                raise OSError("no space left on device")
+            self.windows.append(window)
+
+    windows = list(s2._windows(100, 90, 16))
+    ok = Recorder()
+    write_windows(ok, ((w, np.zeros((w.height, w.width))) for w in windows))
+    assert ok.windows == windows
+    produced: list[Window] = []
+
+    def blocks():  # records how far the producer got
+        for w in windows:
+            produced.append(w)
+            yield w, np.zeros((w.height, w.width))
+
+    broken = Recorder(fail_at=2)
+    with pytest.raises(OSError, match="no space left"):
+        write_windows(broken, blocks())
+    assert broken.windows == windows[:2] and len(produced) < len(windows)  # the producer stopped early
 
 
 def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

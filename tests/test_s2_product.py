@@ -386,6 +386,20 @@ def test_cli_writes_the_dated_ndvi(tmp_path: Path, capsys: pytest.CaptureFixture
     assert codes.dtype == np.uint8 and codes[0, 0] == round((392 / 4580 + 1) * 100) and codes[127, 127] == 255
 
 
+def test_cli_overviews_on_request(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import plotsm.sources
+
+    monkeypatch.setattr(plotsm.sources, "TILE_SIZE", 32)  # so that the 128-px product gets overviews 2 and 4
+    product = _safe(tmp_path, "0400")
+    for args, expected in (([], []), (["--overviews"], [2, 4])):
+        out_dir = tmp_path / f"ndvi{len(args)}"
+        code, _, err = _run(["s2", "ndvi", product, "--out", out_dir, *args], capsys)
+        assert code == 0, err
+        with rasterio.open(out_dir / "NDVI_29RKH_20200219.tif") as src:
+            assert src.overviews(1) == expected and src.profile["compress"] == "zstd"
+
+
 def test_product_dataclass_names_its_output() -> None:
     import datetime as dt
 

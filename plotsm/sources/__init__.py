@@ -1,22 +1,29 @@
 """Real products → analysis-ready rasters: Sentinel-2 NDVI (:mod:`.s2`), monthly composites and temporal gap
 filling (:mod:`.composite`), terrain slope (:mod:`.dem`).
 
-This package module holds the one thing the three share: writing a float or byte GeoTIFF atomically
-(:func:`write_geotiff_atomic`), tiled, deflate-compressed, with internal overviews ("COG-like": the layout of a
-true COG puts overviews before the data, which needs GDAL's COG driver and a second copy; we do not).
+This package module holds the one thing they share: writing a float or byte GeoTIFF atomically
+(:func:`write_geotiff_atomic`), tiled, by default deflate-compressed with internal overviews ("COG-like": the
+layout of a true COG puts overviews before the data, which needs GDAL's COG driver and a second copy; we do not),
+and writing it window by window in a writer thread that overlaps compression with the computation of the next
+window (:func:`write_windows`). Callers may pick ZSTD (``compress="zstd"``, which GDAL reads from version 2.3 on)
+and skip overviews: :mod:`.s2` does both for NDVI.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import rasterio
 from rasterio.enums import Resampling
+from rasterio.windows import Window
 
 from plotsm.errors import StorageError
 
@@ -39,6 +46,14 @@ GEOTIFF_PROFILE: dict[str, Any] = {
     "BIGTIFF": "IF_SAFER",
 }
 
+#: Creation option that sets the level of each codec plotsm uses (GDAL GTiff driver).
+_LEVEL_OPTION = {"deflate": "zlevel", "zstd": "zstd_level", "lzma": "lzma_preset", "jpeg": "jpeg_quality",
+                 "webp": "webp_level"}
+
+#: Blocks waiting for the writer thread of :func:`write_windows`: 2 lets one block be computed while one is
+#: compressed, with one in hand; more would only add memory.
+WRITE_QUEUE_BLOCKS = 2
+
 
 def bounded_gdal_cache() -> rasterio.Env:
     """A ``rasterio.Env`` that caps GDAL's block cache at :data:`GDAL_CACHE_MB` for a block-wise pass."""
@@ -47,19 +62,29 @@ def bounded_gdal_cache() -> rasterio.Env:
 
 @contextmanager
 def write_geotiff_atomic(path: str | os.PathLike[str], profile: dict[str, Any],
-                         overviews: Resampling | None = Resampling.average) -> Iterator[Any]:
+                         overviews: Resampling | None = Resampling.average, *, compress: str = "deflate",
+                         level: int | None = None, predictor: int | None = None) -> Iterator[Any]:
     """Open ``path`` for writing through a temporary file in the same directory, renamed into place on success.
 
-    ``profile`` gives at least crs, transform, width, height, count, dtype and nodata; the tiling and compression
-    of :data:`GEOTIFF_PROFILE` are added (float rasters get the floating-point predictor). On any error the
-    temporary file is removed and ``path`` is left as it was. Overviews (factors 2, 4, … until the smaller side
-    fits in one tile) are built with ``overviews`` resampling before the rename; ``None`` skips them.
+    ``profile`` gives at least crs, transform, width, height, count, dtype and nodata; the tiling of
+    :data:`GEOTIFF_PROFILE` is added, with ``compress`` (a GDAL codec: ``"deflate"``, ``"zstd"``, ``"lzw"``, …) at
+    ``level`` (the codec's default when ``None``) and ``predictor`` (1 none, 2 horizontal, 3 floating point;
+    ``None``: 3 for float rasters, none otherwise). On any error the temporary file is removed and ``path`` is
+    left as it was. Overviews (factors 2, 4, … until the smaller side fits in one tile) are built with
+    ``overviews`` resampling before the rename; ``None`` skips them.
     """
     out = Path(path)
     if not out.parent.is_dir():
         raise StorageError(f"{out}: directory {out.parent} does not exist. Create it first.")
-    meta = {**GEOTIFF_PROFILE, **profile}
-    if str(meta["dtype"]).startswith("float"):
+    meta = {**GEOTIFF_PROFILE, "compress": compress, **profile}
+    if level is not None:
+        codec = str(meta["compress"]).lower()
+        if codec not in _LEVEL_OPTION:
+            raise StorageError(f"{out}: compression {meta['compress']!r} takes no level; pass level=None.")
+        meta[_LEVEL_OPTION[codec]] = level
+    if predictor is not None:
+        meta["predictor"] = predictor
+    elif str(meta["dtype"]).startswith("float"):
         meta.setdefault("predictor", 3)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     os.close(fd)
@@ -77,6 +102,46 @@ def write_geotiff_atomic(path: str | os.PathLike[str], profile: dict[str, Any],
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_windows(dst: Any, blocks: Iterable[tuple[Window, np.ndarray]], band: int = 1) -> None:
+    """Write ``(window, array)`` pairs into ``band`` of the open dataset ``dst``, in order, from one writer thread.
+
+    ``blocks`` is consumed in the calling thread (typically a generator that reads and computes) while the
+    writer thread compresses and writes the previous blocks: rasterio releases the GIL in GDAL's write, so the
+    two overlap on two cores. The queue between them holds :data:`WRITE_QUEUE_BLOCKS` blocks, so memory stays a
+    few blocks. An exception in the writer stops the producer at its next block and is raised here; one in the
+    producer stops the writer (blocks still queued are dropped) and propagates once the thread has finished, so
+    ``dst`` is never closed under a running write.
+    """
+    pending: queue.Queue[tuple[Window, np.ndarray] | None] = queue.Queue(maxsize=WRITE_QUEUE_BLOCKS)
+    failures: list[BaseException] = []
+    cancelled = threading.Event()
+
+    def drain() -> None:
+        while (item := pending.get()) is not None:
+            if failures or cancelled.is_set():
+                continue  # keep taking blocks so the producer never waits on a full queue
+            try:
+                dst.write(item[1], band, window=item[0])
+            except BaseException as exc:  # handed to the calling thread, which raises it
+                failures.append(exc)
+
+    writer = threading.Thread(target=drain, name="plotsm-geotiff-writer", daemon=True)
+    writer.start()
+    try:
+        for window, data in blocks:
+            if failures:
+                break
+            pending.put((window, data))
+    except BaseException:
+        cancelled.set()
+        raise
+    finally:
+        pending.put(None)
+        writer.join()
+    if failures:
+        raise failures[0]
 
 
 def _umask() -> int:

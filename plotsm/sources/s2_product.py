@@ -336,7 +336,7 @@ def _date(yyyymmdd: str, source: str) -> dt.date:
 
 
 def write_product_ndvi(product: S2Product | PathLike, out_dir: PathLike, *, encoding: Encoding = "float32",
-                       block_size: int = 2 * TILE_SIZE) -> Path:
+                       block_size: int = 2 * TILE_SIZE, overviews: bool = False) -> Path:
     """NDVI of a whole product, written atomically as ``out_dir/NDVI_<tile>_<YYYYMMDD>.tif``; returns that path.
 
     ``product`` is an :class:`S2Product` or a path for :func:`resolve_s2_product` (resolved first, so a bad
@@ -344,7 +344,8 @@ def write_product_ndvi(product: S2Product | PathLike, out_dir: PathLike, *, enco
     :func:`~plotsm.sources.s2.ndvi_from_l2a` with their offsets and SCL, Theia L2A through
     :func:`~plotsm.sources.s2.ndvi_from_theia` with CLM and MG2, L3A through
     :func:`~plotsm.sources.s2.ndvi_from_theia_l3a` with FLG. A band that cannot be read midway (a damaged zip
-    member) raises :class:`InputError`; the temporary file is removed and no NDVI is left behind.
+    member) raises :class:`InputError`; the temporary file is removed and no NDVI is left behind. ``overviews``
+    adds internal overviews (for viewing; see :mod:`plotsm.sources.s2` on why they are off by default).
     """
     resolved = product if isinstance(product, S2Product) else resolve_s2_product(product)
     target = Path(out_dir)
@@ -354,13 +355,13 @@ def write_product_ndvi(product: S2Product | PathLike, out_dir: PathLike, *, enco
     try:
         if resolved.kind == "esa_l2a":
             ndvi_from_l2a(resolved.red, resolved.nir, masks["scl"], dict(resolved.offsets or {}), out,
-                          encoding=encoding, block_size=block_size)
+                          encoding=encoding, block_size=block_size, overviews=overviews)
         elif resolved.kind == "theia_l2a":
             ndvi_from_theia(resolved.red, resolved.nir, masks["clm"], masks["mg2"], out, encoding=encoding,
-                            block_size=block_size)
+                            block_size=block_size, overviews=overviews)
         else:
             ndvi_from_theia_l3a(resolved.red, resolved.nir, masks["flg"], out, encoding=encoding,
-                                block_size=block_size)
+                                block_size=block_size, overviews=overviews)
     except RasterioError as exc:
         raise InputError(f"{resolved.path}: a band or mask cannot be read ({exc}). The product looks damaged; "
                          "re-download it.") from exc
