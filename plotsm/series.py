@@ -20,8 +20,8 @@ are cached in ``<out>/cache/sha256.json`` under (path, size, mtime), so an uncha
 whole or absent (one DuckDB transaction each, replayed or discarded from its WAL on the next open); a re-run
 skips the committed ones and does the rest. Leftover temporary Parquet files are removed at the start.
 
-Labels (parcels rasterised on a grid) are built once per grid before the workers start and cached on disk
-(``<out>/cache``), so the workers only load them.
+Labels (parcels rasterised on a grid) are built once per grid, by a worker, before the acquisitions are handed
+out, and cached on disk (``<out>/cache``), so the other workers only load them and this process never holds them.
 """
 
 from __future__ import annotations
@@ -142,20 +142,37 @@ def zonal_observations(task: ZonalTask, parcels_gdf: gpd.GeoDataFrame | None = N
     The zonal engine (and its labels) is kept per (parcels, rule, buffer) for the life of the worker process.
     """
     t0 = time.perf_counter()
-    gdf = parcels_gdf if parcels_gdf is not None else _WORKER["parcels"]
-    key = (id(gdf), task.settings.rule, task.settings.buffer_m, task.cache_dir)
-    engine = _WORKER.get(str(key))
-    if engine is None:
-        zones = gdf if not task.settings.buffer_m else inner_buffer(gdf, task.settings.buffer_m)
-        engine = ZonalEngine(zones, rule=task.settings.rule, cache_dir=task.cache_dir, threads=task.threads)
-        _WORKER[str(key)] = engine
-    memo = _WORKER.setdefault(f"memo {key}", {})
+    engine, memo = _engine(parcels_gdf, task.settings, task.cache_dir, task.threads)
     proxy = _SharedStats(engine, dict(task.shared), memo)
     return observations_table(proxy, task.acq, task.settings), time.perf_counter() - t0  # type: ignore[arg-type]
 
 
+def prepare_labels(raster: str, settings: RunSettings, cache_dir: str, threads: int,
+                   parcels_gdf: gpd.GeoDataFrame | None = None) -> None:
+    """Worker side: rasterise the parcels on the raster's grid into the label cache (kept by this worker)."""
+    _engine(parcels_gdf, settings, cache_dir, threads)[0].prepare(raster)
+
+
+def _engine(parcels_gdf: gpd.GeoDataFrame | None, settings: RunSettings, cache_dir: str,
+            threads: int) -> tuple[ZonalEngine, dict[Any, pd.DataFrame]]:
+    """This worker's zonal engine for (parcels, rule, buffer), and its memo of shared statistics."""
+    gdf = parcels_gdf if parcels_gdf is not None else _WORKER["parcels"]
+    key = str((id(gdf), settings.rule, settings.buffer_m, cache_dir))
+    engine = _WORKER.get(key)
+    if engine is None:
+        zones = gdf if not settings.buffer_m else inner_buffer(gdf, settings.buffer_m)
+        engine = ZonalEngine(zones, rule=settings.rule, cache_dir=cache_dir, threads=threads)
+        _WORKER[key] = engine
+    return engine, _WORKER.setdefault(f"memo {key}", {})
+
+
 def _zonal_on_dask(parcels_gdf: gpd.GeoDataFrame, task: ZonalTask) -> tuple[pd.DataFrame, float]:
     return zonal_observations(task, parcels_gdf)
+
+
+def _labels_on_dask(parcels_gdf: gpd.GeoDataFrame, raster: str, settings: RunSettings, cache_dir: str,
+                    threads: int) -> None:
+    prepare_labels(raster, settings, cache_dir, threads, parcels_gdf)
 
 
 # ----------------------------------------------------------------------------------------------- hashing
@@ -278,8 +295,6 @@ def run_series(
             shared = tuple((str(i["path"]), i["sha256"]) for i in inputs if i["role"] in SHARED_ROLES)
             todo.append(_Pending(job, record, shared))
         hashes.save()
-        if todo and (workers > 1 or scheduler):
-            _build_labels(parcels.gdf, [p.job for p in todo], cache_dir, progress)
         done = 0
         if progress:
             progress("acquisitions", 0, len(todo))
@@ -371,6 +386,9 @@ def _compute(parcels_gdf: gpd.GeoDataFrame, todo: list[_Pending], cache_dir: Pat
     # spawn, not fork: this process holds an open DuckDB connection and GDAL state that a fork would copy
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_init_worker, initargs=(parcels_gdf,)) as pool:
+        for fut in [pool.submit(prepare_labels, raster, settings, str(cache_dir), threads)
+                    for raster, settings in _label_grids(todo)]:
+            fut.result()  # labels once per grid, in a worker (this process never holds them)
         futures = {pool.submit(zonal_observations, p.task(cache_dir, threads)): p for p in todo}
         for fut in as_completed(futures):
             exc = fut.exception()
@@ -392,6 +410,8 @@ def _compute_dask(parcels_gdf: gpd.GeoDataFrame, todo: list[_Pending], cache_dir
     with client:
         threads = max(1, min(4, max(client.nthreads().values(), default=1)))
         [gdf_future] = client.scatter([parcels_gdf], broadcast=True)
+        client.gather([client.submit(_labels_on_dask, gdf_future, raster, settings, str(cache_dir), threads,
+                                     pure=False) for raster, settings in _label_grids(todo)])
         futures = {client.submit(_zonal_on_dask, gdf_future, p.task(cache_dir, threads), pure=False): p
                    for p in todo}
         for fut in dask_completed(futures):
@@ -401,21 +421,15 @@ def _compute_dask(parcels_gdf: gpd.GeoDataFrame, todo: list[_Pending], cache_dir
                 yield futures[fut], exc
 
 
-def _build_labels(parcels_gdf: gpd.GeoDataFrame, jobs: list[SeriesJob], cache_dir: Path,
-                  progress: Progress | None) -> None:
-    """Rasterise the parcels once per (grid, rule, buffer) into the label cache before the workers start."""
-    seen: set[tuple[str, str, float]] = set()
-    for job in jobs:
-        for path in job.acq.rasters().values():
-            grid = Grid.from_raster(path)
-            key = (grid.key(), job.settings.rule, job.settings.buffer_m)
-            if key in seen:
-                continue
-            seen.add(key)
-            if progress:
-                progress("rasterising parcels", len(seen) - 1, len(seen))
-            zones = parcels_gdf if not job.settings.buffer_m else inner_buffer(parcels_gdf, job.settings.buffer_m)
-            ZonalEngine(zones, rule=job.settings.rule, cache_dir=cache_dir).prepare(path)
+def _label_grids(todo: list[_Pending]) -> list[tuple[str, RunSettings]]:
+    """One (raster, settings) per distinct (grid, rule, buffer) among the acquisitions to compute."""
+    seen: dict[tuple[str, str, float], tuple[str, RunSettings]] = {}
+    for pending in todo:
+        settings = pending.job.settings
+        for path in pending.job.acq.rasters().values():
+            key = (Grid.from_raster(path).key(), settings.rule, settings.buffer_m)
+            seen.setdefault(key, (str(path), settings))
+    return list(seen.values())
 
 
 # ------------------------------------------------------------------------------------------------ parquet

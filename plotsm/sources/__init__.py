@@ -63,7 +63,8 @@ def bounded_gdal_cache() -> rasterio.Env:
 @contextmanager
 def write_geotiff_atomic(path: str | os.PathLike[str], profile: dict[str, Any],
                          overviews: Resampling | None = Resampling.average, *, compress: str = "deflate",
-                         level: int | None = None, predictor: int | None = None) -> Iterator[Any]:
+                         level: int | None = None, predictor: int | None = None,
+                         cog: bool = False) -> Iterator[Any]:
     """Open ``path`` for writing through a temporary file in the same directory, renamed into place on success.
 
     ``profile`` gives at least crs, transform, width, height, count, dtype and nodata; the tiling of
@@ -72,6 +73,10 @@ def write_geotiff_atomic(path: str | os.PathLike[str], profile: dict[str, Any],
     ``None``: 3 for float rasters, none otherwise). On any error the temporary file is removed and ``path`` is
     left as it was. Overviews (factors 2, 4, … until the smaller side fits in one tile) are built with
     ``overviews`` resampling before the rename; ``None`` skips them.
+
+    ``cog=True`` makes a true Cloud Optimized GeoTIFF: the pixels are written to the temporary GeoTIFF, then
+    GDAL's COG driver copies it (overviews first, then the tiles, as the COG layout requires, which a file
+    written in place cannot do) into a second temporary file that is renamed into place. Tags are carried over.
     """
     out = Path(path)
     if not out.parent.is_dir():
@@ -91,17 +96,38 @@ def write_geotiff_atomic(path: str | os.PathLike[str], profile: dict[str, Any],
     try:
         with rasterio.open(tmp, "w", **meta) as dst:
             yield dst
-            if overviews is not None:
+            if overviews is not None and not cog:
                 factors, side = [], min(dst.width, dst.height)
                 while side // (2 ** (len(factors) + 1)) >= 1 and side / 2 ** len(factors) > TILE_SIZE:
                     factors.append(2 ** (len(factors) + 1))
                 if factors:
                     dst.build_overviews(factors, overviews)
+        if cog:
+            _copy_as_cog(tmp, meta, overviews)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode a plain open() would
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        Path(tmp + ".cog").unlink(missing_ok=True)
         raise
+
+
+def _copy_as_cog(tmp: str, meta: dict[str, Any], overviews: Resampling | None) -> None:
+    """Replace the GeoTIFF ``tmp`` by its COG-driver copy (same codec, predictor and tile size)."""
+    from rasterio.shutil import copy as gdal_copy
+
+    options: dict[str, Any] = {"COMPRESS": str(meta["compress"]).upper(), "BLOCKSIZE": TILE_SIZE,
+                               "BIGTIFF": "IF_SAFER",
+                               "OVERVIEWS": "AUTO" if overviews is not None else "NONE"}
+    if overviews is not None:
+        options["RESAMPLING"] = overviews.name.upper()
+    if "predictor" in meta:
+        options["PREDICTOR"] = "FLOATING_POINT" if int(meta["predictor"]) == 3 else "YES"
+    for key in _LEVEL_OPTION.values():
+        if key in meta:
+            options["LEVEL"] = meta[key]
+    gdal_copy(tmp, tmp + ".cog", driver="COG", **options)
+    os.replace(tmp + ".cog", tmp)
 
 
 def write_windows(dst: Any, blocks: Iterable[tuple[Window, np.ndarray]], band: int = 1) -> None:

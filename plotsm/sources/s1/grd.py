@@ -11,8 +11,8 @@ For each square block of the map grid (:data:`BLOCK` pixels a side):
    LUTs' change within one pixel, and evaluates the LUTs once per map pixel instead of once per image pixel);
 4. the ellipsoid incidence angle there (:class:`.EllipsoidIncidence`).
 
-Both rasters are float32, NaN = no data, written through temporary files renamed at the end (nothing
-half-written survives a failure), tagged with the acquisition (:meth:`.GrdProduct.tags`), ``GEOCODING``
+Both rasters are float32 Cloud Optimized GeoTIFFs (GDAL's COG driver: deflate, overviews), NaN = no data,
+written through temporary files renamed at the end (nothing half-written survives a failure), tagged with the acquisition (:meth:`.GrdProduct.tags`), ``GEOCODING``
 (``terrain`` or ``gcp``), ``INCIDENCE=ellipsoid``, the DEM, and the count of samples clipped to 0 by noise
 removal. File names: ``<platform>_<YYYYMMDDTHHMMSS>_<A|D><relative orbit>_<pol>_sigma0.tif`` and ``…_theta.tif``.
 """
@@ -102,7 +102,7 @@ def calibrate_grd(product_path: PathLike, out_dir: PathLike, *, dem: PathLike | 
         with ExitStack() as stack:
             stack.enter_context(bounded_gdal_cache())
             image = stack.enter_context(_open_measurement(product))
-            sig_dst, theta_dst = (stack.enter_context(write_geotiff_atomic(p, profile)) for p in paths)
+            sig_dst, theta_dst = (stack.enter_context(write_geotiff_atomic(p, profile, cog=True)) for p in paths)
             for done, (r0, c0) in enumerate(blocks, 1):
                 win = Window(c0, r0, min(block, target.width - c0), min(block, target.height - r0))
                 pos = geocoder.positions(_sub_grid(target, win))
