@@ -121,7 +121,9 @@ def moisture_frame(store: Store, day: Date | None = None) -> gpd.GeoDataFrame:
         )
     merged = merged.sort_values(["_hilbert", "parcel_id", "datetime_utc", "acquisition_id"], kind="stable")
     merged = merged.drop(columns="_hilbert").reset_index(drop=True)
-    return gpd.GeoDataFrame(merged, geometry="geometry", crs=parcels.crs)
+    frame = gpd.GeoDataFrame(merged, geometry="geometry", crs=parcels.crs)
+    frame.attrs["per_acquisition"] = [c for c in rows.columns if c != "parcel_id"]  # the rest is per parcel
+    return frame
 
 
 def hilbert_order(geoms: gpd.GeoSeries) -> np.ndarray:
@@ -160,17 +162,15 @@ __all__ = ["DEFAULT_ROW_GROUP_SIZE", "FORMATS", "GPKG_LAYER", "export_moisture",
 
 
 def wide_frame(long: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """One row per parcel (in the long frame's order): its geometry and attributes, ``n_ok``, then one
+    """One row per parcel of :func:`moisture_frame`'s frame: its geometry and attributes, ``n_ok``, then one
     ``mv_<acquisition_id>`` column per acquisition in time order (NULL without an estimate)."""
     order = (long[["acquisition_id", "datetime_utc"]].drop_duplicates()
              .sort_values(["datetime_utc", "acquisition_id"])["acquisition_id"].tolist())
     values = long.pivot(index="parcel_id", columns="acquisition_id", values="mv_pct").reindex(columns=order)
     values.columns = [f"mv_{a}" for a in order]
-    per_acq = set(long.columns) - {"parcel_id", "geometry"}
-    per_acq_cols = {"acquisition_id", "datetime_utc", "platform", "orbit_direction", "relative_orbit", "mv_pct",
-                    "status", "network", "model_version", "n_valid", "n_pixels", "valid_fraction", "vv_db",
-                    "vv_linear_std", "theta_deg", "ndvi", "slope_deg"}
-    keep = ["parcel_id", *sorted(per_acq - per_acq_cols), "geometry"]
+    per_acquisition = set(long.attrs["per_acquisition"])  # the columns of sql/export.sql (moisture_frame)
+    keep = ["parcel_id", *[c for c in long.columns if c not in per_acquisition | {"parcel_id", "geometry"}],
+            "geometry"]
     parcels = long[keep].drop_duplicates("parcel_id").set_index("parcel_id")
     wide = parcels.join(values.notna().sum(axis=1).rename("n_ok")).join(values).reset_index()
     wide = wide[[c for c in wide.columns if c != "geometry"] + ["geometry"]]

@@ -1,14 +1,12 @@
-"""One acquisition, end to end: zonal statistics → store → SQL model inputs → inversion → store.
+"""One acquisition: its rasters and settings, the checks on its inputs, and its per-parcel observations table.
 
-``run_acquisition`` composes the stages the sub-commands expose one by one. Parcels are read once; the zonal
-engine rasterises them once per raster grid (cached on disk under ``<out>/cache``) and reuses the labels for
-every acquisition on that grid. Everything of one acquisition is written in one transaction.
+:mod:`plotsm.series` composes these into runs (one acquisition or a series): workers compute
+:func:`observations_table` with a zonal engine that rasterises the parcels once per grid (cached on disk under
+``<out>/cache``), and one writer commits each acquisition in one transaction.
 """
 
 from __future__ import annotations
 
-import hashlib
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -19,10 +17,7 @@ import numpy as np
 import pandas as pd
 
 from plotsm.errors import InputError, UsageError
-from plotsm.inversion import MaskSettings, invert, network_for
-from plotsm.model.infer import load_network
-from plotsm.parcels import Parcels
-from plotsm.store import Store
+from plotsm.inversion import MaskSettings
 from plotsm.zonal import ZonalEngine, open_raster
 
 Progress = Callable[[str, int, int], None]
@@ -90,14 +85,6 @@ def parse_datetime(text: str) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def check_rasters(rasters: dict[str, Path]) -> None:
     """Every raster exists and opens as a georeferenced raster (checked before anything is written)."""
     for role, path in rasters.items():
@@ -138,58 +125,3 @@ def observations_table(
     if progress:
         progress("zonal", len(rasters), len(rasters))
     return obs
-
-
-def run_acquisition(
-    parcels: Parcels,
-    acq: Acquisition,
-    out_dir: Path,
-    settings: RunSettings = RunSettings(),
-    *,
-    engine: ZonalEngine | None = None,
-    store: Store | None = None,
-    progress: Progress | None = None,
-) -> AcquisitionReport:
-    """Process one acquisition and commit it (replacing a previous run of the same acquisition)."""
-    check_rasters(acq.rasters())
-    t0 = time.perf_counter()
-    net_name = network_for(settings.apriori)
-    network = load_network(net_name, folder=Path(settings.models_dir) if settings.models_dir else None)
-    own_store = store is None
-    store = store if store is not None else Store(out_dir)
-    try:
-        if engine is None:
-            engine = ZonalEngine(parcels.gdf, rule=settings.rule, cache_dir=Path(out_dir) / "cache")
-        obs = observations_table(engine, acq, settings, progress)
-        t_zonal = time.perf_counter() - t0
-        record = {
-            "acquisition_id": acq.acquisition_id,
-            "datetime_utc": acq.datetime_utc,
-            "platform": acq.platform,
-            "orbit_direction": acq.orbit_direction,
-            "relative_orbit": acq.relative_orbit,
-            "inputs": [{"role": r, "path": str(p), "sha256": sha256_file(Path(p))} for r, p in acq.rasters().items()],
-            "settings": settings.to_dict(),
-            "apriori": settings.apriori,
-            "network": net_name,
-        }
-        counts: dict[str, int] = {}
-
-        def moisture(inputs: Any) -> pd.DataFrame:
-            frame = inputs.to_pandas() if hasattr(inputs, "to_pandas") else pd.DataFrame(inputs)
-            res = invert(frame, network, settings.masks)
-            counts.update(res["status"].value_counts().to_dict())
-            return res
-
-        store.write_acquisition(record, obs, moisture_fn=moisture)
-    finally:
-        if own_store:
-            store.close()
-    total = time.perf_counter() - t0
-    return AcquisitionReport(
-        acquisition_id=acq.acquisition_id,
-        network=net_name,
-        n_parcels=len(obs),
-        status_counts={k: int(v) for k, v in sorted(counts.items())},
-        seconds={"zonal": t_zonal, "total": total},
-    )

@@ -25,7 +25,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -66,6 +66,7 @@ class GrdProduct:
     range_pixel_spacing_m: float
     n_lines: int
     n_samples: int
+    _groups: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def group(self) -> str:
@@ -73,14 +74,18 @@ class GrdProduct:
         return f"{self.mode}/{self.polarisation}"
 
     def open_group(self, sub: str) -> Any:
-        """An xarray-sentinel sub-group of this polarisation (``orbit``, ``gcp``, ``coordinate_conversion``)."""
+        """An xarray-sentinel sub-group of this polarisation (``orbit``, ``gcp``, ``coordinate_conversion``),
+        parsed once per product (the grid, the geocoder and the incidence all read ``gcp``)."""
         import xarray as xr
 
-        try:
-            return xr.open_dataset(str(self.safe_dir), engine="sentinel-1", group=f"{self.group}/{sub}").load()
-        except Exception as exc:  # xarray-sentinel raises KeyError, ValueError, xmlschema errors …
-            raise InputError(f"{self.source}: cannot read the {sub} annotation of {self.group} "
-                             f"({type(exc).__name__}: {exc}). Re-download the product.") from None
+        if sub not in self._groups:
+            try:
+                self._groups[sub] = xr.open_dataset(str(self.safe_dir), engine="sentinel-1",
+                                                    group=f"{self.group}/{sub}").load()
+            except Exception as exc:  # xarray-sentinel raises KeyError, ValueError, xmlschema errors …
+                raise InputError(f"{self.source}: cannot read the {sub} annotation of {self.group} "
+                                 f"({type(exc).__name__}: {exc}). Re-download the product.") from None
+        return self._groups[sub]
 
     def tags(self) -> dict[str, str]:
         """GeoTIFF metadata tags describing the acquisition (read back by ``plotsm run`` catalogues)."""
