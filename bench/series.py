@@ -3,10 +3,12 @@
 Scene (generated once into ``bench/out/``, gitignored): the 10,980 × 10,980 px tile (10 m, UTM 31N) and
 150,000 parcels of ``bench/zonal.py``; two distinct σ⁰ rasters (σ⁰-like gamma speckle with NaN holes), one
 incidence raster (30–45° across the tile), three NDVI rasters and one slope raster, all float32 deflate-tiled.
-The catalogue has 60 acquisitions (every 6 days of 2024, alternating orbits 88 and 161): each is a pair of
-symbolic links ``S1A_<date>T055000_<A|D><orbit>_VV_sigma0.tif`` / ``…_theta.tif`` to those files, and each
-month's ``ndvi_YYYY-MM.tif`` links to one of the three NDVI files. So disk use stays small, but every
-acquisition's σ⁰ and θ rasters are read and processed in full.
+The catalogue has 60 acquisitions (every 6 days of 2024, alternating orbits 88 and 161): each σ⁰
+``S1A_<date>T055000_<A|D><orbit>_VV_sigma0.tif`` is a GDAL VRT (XML, opened by GDAL whatever its name) of one of
+the two σ⁰ files tagged with the acquisition's ACQUISITION_START, since plotsm refuses one σ⁰ file (by content)
+for two acquisitions; ``…_theta.tif`` is a symbolic link to the incidence raster, and each month's
+``ndvi_YYYY-MM.tif`` links to one of the three NDVI files. So disk use stays small, but every acquisition's σ⁰
+and θ rasters are read and processed in full (through the VRT, which adds no decoding).
 
 Each configuration runs ``plotsm run --s1 … --ndvi … --slope … --workers N`` in a fresh process and a fresh
 output folder (so label building and hashing are included), while a sampler adds up the resident memory of
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 from affine import Affine
 from rasterio.windows import Window
 
@@ -73,7 +76,7 @@ def build(size_px: int, n_parcels: int, n_acq: int) -> tuple[Path, Path, Path, P
         smooth_raster(path, size_px, 0.1 + 0.15 * k, 0.4 + 0.15 * k, 10 + k, noise=0.05)
     slope = folder / "slope.tif"
     smooth_raster(slope, size_px, 0.0, 6.0, 20, noise=1.0)
-    cat = folder / f"catalog_{n_acq}"
+    cat = folder / f"catalog_vrt_{n_acq}"
     s1, nd = cat / "s1", cat / "ndvi"
     if not cat.is_dir():
         s1.mkdir(parents=True)
@@ -83,7 +86,10 @@ def build(size_px: int, n_parcels: int, n_acq: int) -> tuple[Path, Path, Path, P
             when = day + timedelta(days=6 * i)
             orbit = "A088" if i % 2 == 0 else "D161"
             stem = f"S1A_{when:%Y%m%dT%H%M%S}_{orbit}_VV"
-            (s1 / f"{stem}_sigma0.tif").symlink_to(vv_a if i % 2 == 0 else vv_b)
+            sigma0 = s1 / f"{stem}_sigma0.tif"
+            rasterio.shutil.copy(vv_a if i % 2 == 0 else vv_b, sigma0, driver="VRT")
+            with rasterio.open(sigma0, "r+") as vrt:
+                vrt.update_tags(ACQUISITION_START=f"{when:%Y-%m-%dT%H:%M:%S}Z")
             (s1 / f"{stem}_theta.tif").symlink_to(theta)
         for month in range(1, 13):
             (nd / f"ndvi_2024-{month:02d}.tif").symlink_to(ndvis[month % 3])

@@ -72,8 +72,8 @@ from typing import Any, Literal
 from urllib.parse import unquote, urlparse
 
 from plotsm.errors import InputError, PlotsmWarning, UsageError
-from plotsm.pipeline import Acquisition
-from plotsm.zonal import open_raster
+from plotsm.pipeline import Acquisition, acquisition_id, parse_datetime
+from plotsm.raster import open_raster
 
 VvUnit = Literal["linear", "db"]
 CatalogPairRule = Literal["month", "nearest"]
@@ -121,8 +121,8 @@ class S1Scene:
 
     @property
     def acquisition_id(self) -> str:
-        """The id :class:`plotsm.pipeline.Acquisition` will give it."""
-        return self.datetime_utc.strftime("%Y%m%dT%H%M%S") + (f"_{self.platform}" if self.platform else "")
+        """The id :class:`plotsm.pipeline.Acquisition` will give it (:func:`plotsm.pipeline.acquisition_id`)."""
+        return acquisition_id(self.datetime_utc, self.platform)
 
 
 # --------------------------------------------------------------------------------------------------- S1
@@ -197,10 +197,14 @@ class _Problem(Exception):
     """One file's problem, collected into a single InputError."""
 
 
+def _read_tags(path: Path) -> dict[str, str]:
+    with open_raster(path) as src:
+        return {k.upper(): str(v).strip() for k, v in src.tags().items()}
+
+
 def _describe(path: Path) -> _Raster | None:
     """The raster's role, time, platform, orbit and unit (tags first); None for another polarisation than VV."""
-    with open_raster(path) as src:
-        tags = {k.upper(): str(v).strip() for k, v in src.tags().items()}
+    tags = _read_tags(path)
     tokens = _tokens(path)
     pol = tags.get("POLARISATION", tags.get("POLARIZATION", "")).upper()
     if not pol:
@@ -215,6 +219,11 @@ def _describe(path: Path) -> _Raster | None:
         role = "theta" if tokens & _THETA_TOKENS else "sigma0" if tokens & _SIGMA_TOKENS else None
     if role is None:
         return _Raster(path, None, None, False, None, None, None, "linear")
+    return _identity(path, tags, tokens, role)
+
+
+def _identity(path: Path, tags: Mapping[str, str], tokens: set[str], role: str) -> _Raster:
+    """Time, platform, orbit and σ⁰ unit of an S1 raster of a known role, from its tags, else its name."""
     unit_tag = tags.get("UNIT", "").lower()
     if role == "sigma0":
         if unit_tag and unit_tag not in _DB_UNITS and unit_tag != "linear":
@@ -222,7 +231,7 @@ def _describe(path: Path) -> _Raster | None:
                            "Calibrate it (plotsm s1 calibrate) or fix the tag (gdal_edit.py -mo UNIT=linear).")
         unit: VvUnit = "db" if (unit_tag in _DB_UNITS or (not unit_tag and "db" in tokens)) else "linear"
     else:
-        if unit_tag and unit_tag not in _DEGREE_UNITS:
+        if unit_tag and unit_tag not in _DEGREE_UNITS | {"radian", "radians", "rad"}:
             raise _Problem(f"{path.name}: incidence angle tagged UNIT={tags['UNIT']}; plotsm takes degrees. "
                            "Convert it to degrees (gdal_calc.py) and tag UNIT=degree.")
         unit = "linear"
@@ -456,16 +465,29 @@ class _Ndvi:
     centre: datetime
 
 
+#: Default largest gap between an acquisition and the centre of the NDVI ``--pair nearest`` may pair it with
+#: [D]: 45 days keeps the NDVI within about one and a half months of the acquisition, the span the seed's
+#: monthly rule allows at most (an acquisition on the 1st paired with the composite centred on the 16th of the
+#: previous month would be 16 days apart; a crop's NDVI can change by 0.3 in six weeks in spring).
+DEFAULT_MAX_GAP_DAYS = 45.0
+
+
 def pair_acquisitions(scenes: list[S1Scene], ndvi: Mapping[str, Path | str], slope: Path | None,
-                      rule: CatalogPairRule = "month", *, vv_unit: VvUnit = "linear") -> list[Acquisition]:
+                      rule: CatalogPairRule = "month", *, vv_unit: VvUnit = "linear",
+                      max_gap_days: float = DEFAULT_MAX_GAP_DAYS) -> list[Acquisition]:
     """One :class:`Acquisition` per scene with its NDVI (``rule``, see the module docstring) and ``slope``.
 
     ``vv_unit`` is the unit the run will read σ⁰ in (``RunSettings.vv_unit``); scenes detected in another unit
-    are an InputError (use :func:`vv_unit_of` to take the scenes' own unit).
+    are an InputError (use :func:`vv_unit_of` to take the scenes' own unit). ``max_gap_days``: with
+    ``rule="nearest"``, an NDVI whose centre is farther from the acquisition is not used (an acquisition left
+    without one is an InputError, like a month without a composite). Each acquisition records its gap in days
+    (``Acquisition.ndvi_gap_days``).
     """
     if rule not in ("month", "nearest"):
         raise UsageError(f"--pair {rule}: a catalogue pairs each acquisition with one NDVI raster; use --pair month "
                          "or --pair nearest.")
+    if not max_gap_days > 0:
+        raise UsageError(f"--max-gap-days {max_gap_days}: expected a positive number of days.")
     odd = [s.vv.name for s in scenes if s.vv_unit != vv_unit]
     if odd:
         other = "db" if vv_unit == "linear" else "linear"
@@ -478,7 +500,7 @@ def pair_acquisitions(scenes: list[S1Scene], ndvi: Mapping[str, Path | str], slo
     if not entries:
         raise InputError(f"no NDVI raster to pair with. {NDVI_NAMING}")
     out: list[Acquisition] = []
-    missing: list[tuple[str, S1Scene]] = []
+    missing: list[tuple[str, S1Scene, _Ndvi | None]] = []
     for scene in scenes:
         when = _utc(scene.datetime_utc)
         month = f"{when:%Y-%m}"
@@ -486,16 +508,24 @@ def pair_acquisitions(scenes: list[S1Scene], ndvi: Mapping[str, Path | str], slo
             candidates = [e for e in entries if e.key == month] or [e for e in entries if e.key.startswith(month + "-")]
         else:
             candidates = entries
-        if not candidates:
-            missing.append((month, scene))
+        best = min(candidates, key=lambda e: (abs(e.centre - when), e.centre, not e.is_month), default=None)
+        if best is None or (rule == "nearest" and _gap_days(best, when) > max_gap_days):
+            nearest = min(entries, key=lambda e: (abs(e.centre - when), e.centre))
+            missing.append((month, scene, nearest))
             continue
-        best = min(candidates, key=lambda e: (abs(e.centre - when), e.centre, not e.is_month))
         out.append(Acquisition(datetime_utc=when, vv=scene.vv, theta=scene.theta, ndvi=best.path,
                                slope=Path(slope) if slope is not None else None, platform=scene.platform,
-                               orbit_direction=scene.orbit_direction, relative_orbit=scene.relative_orbit))
+                               orbit_direction=scene.orbit_direction, relative_orbit=scene.relative_orbit,
+                               ndvi_gap_days=_gap_days(best, when)))
+    if missing and rule == "nearest":
+        listing = "; ".join(f"{s.acquisition_id} (nearest {e.path.name}, {_gap_days(e, _utc(s.datetime_utc)):.0f} "
+                            "days)" for _, s, e in missing if e is not None)
+        raise InputError(f"{len(missing)} of {len(scenes)} acquisitions have no NDVI within {max_gap_days:g} days "
+                         f"— {listing}. Add composites for those months (plotsm s2 composite NDVI_*.tif --out DIR), "
+                         "or pass --max-gap-days N to accept a larger gap.")
     if missing:
         by_month: dict[str, list[str]] = defaultdict(list)
-        for month, scene in missing:
+        for month, scene, _ in missing:
             by_month[month].append(scene.acquisition_id)
         listing = "; ".join(f"{m}: {', '.join(ids)}" for m, ids in sorted(by_month.items()))
         months = sorted({e.key[:7] for e in entries})
@@ -503,8 +533,80 @@ def pair_acquisitions(scenes: list[S1Scene], ndvi: Mapping[str, Path | str], slo
         raise InputError(f"{len(missing)} of {len(scenes)} acquisitions have no NDVI for their calendar month — "
                          f"{listing}. The NDVI covers {', '.join(months)}. Add the missing composites ({names}: "
                          "plotsm s2 composite NDVI_*.tif --out DIR) or pass --pair nearest to use the NDVI nearest "
-                         "in time.")
+                         f"in time (within --max-gap-days, {DEFAULT_MAX_GAP_DAYS:g} by default).")
     return out
+
+
+def _gap_days(entry: _Ndvi, when: datetime) -> float:
+    return round(abs((entry.centre - when).total_seconds()) / 86400.0, 2)
+
+
+def single_acquisition(vv: Path, theta: Path, ndvi: Path, slope: Path | None = None, *, date: str | None = None,
+                       platform: str | None = None, orbit_direction: str | None = None,
+                       relative_orbit: int | None = None, vv_unit: VvUnit | None = None) -> tuple[Acquisition, VvUnit]:
+    """The acquisition of explicit rasters (``plotsm run --vv --theta --ndvi``), and the unit to read σ⁰ in.
+
+    Its identity comes from the rasters as in a catalogue (tags, then names: time, platform, pass, relative orbit)
+    so that one acquisition has one id whatever the entry point; the options fill what the rasters do not say.
+    An option that contradicts the rasters (another time, platform or orbit) is an InputError: the same rasters
+    cannot be another acquisition. Without ``date``, the rasters must carry their time.
+    """
+    problems: list[str] = []
+    found: list[_Raster] = []
+    for path, role in ((Path(vv), "sigma0"), (Path(theta), "theta")):
+        option = "vv" if role == "sigma0" else "theta"
+        if not path.is_file():
+            raise InputError(f"{path}: {option} raster not found. Pass an existing GeoTIFF to --{option}.")
+        try:
+            found.append(_identity(path, _read_tags(path), _tokens(path), role))
+        except _Problem as exc:
+            problems.append(str(exc))
+    if problems:
+        raise InputError("; ".join(problems))
+    s, t = found
+    if s.when is not None and t.when is not None and not _same_acquisition(s, t):
+        raise InputError(f"{s.path.name} ({_label(s)}) and {t.path.name} ({_label(t)}) are not of one acquisition "
+                         "(time, platform or orbit differ). Pass the σ⁰ and θ rasters of the same acquisition.")
+    own = next((r for r in (s, t) if r.when is not None and r.has_time), None) or next(
+        (r for r in (s, t) if r.when is not None), None)
+    when = own.when if own is not None else None
+    if date is not None:
+        given = parse_datetime(date)
+        given_has_time = "T" in date or " " in date.strip()
+        if own is not None and own.when is not None:
+            same = (abs((given - own.when).total_seconds()) < 1 if given_has_time and own.has_time
+                    else given.date() == own.when.date())
+            if not same:
+                raise InputError(f"--date {date} contradicts {own.path.name}, which is of {_label(own)} "
+                                 f"(tag or name). The same rasters cannot be another acquisition: drop --date, or "
+                                 "pass the rasters of that date.")
+            when = own.when if own.has_time or not given_has_time else given
+        else:
+            when = given
+    if when is None:
+        raise UsageError(f"--date is required: {s.path.name} and {t.path.name} carry no acquisition time (no "
+                         "DATETIME_UTC/ACQUISITION_START tag, no YYYYMMDDTHHMMSS in the name).")
+    try:
+        direction = _direction(orbit_direction, "--orbit-direction") if orbit_direction else None
+    except _Problem as exc:
+        raise UsageError(str(exc)) from None
+    ident: dict[str, Any] = {}
+    for what, option, values in (("platform", _platform(platform) if platform else None, (s.platform, t.platform)),
+                                 ("orbit direction", direction, (s.orbit_direction, t.orbit_direction)),
+                                 ("relative orbit", relative_orbit, (s.relative_orbit, t.relative_orbit))):
+        known = {v for v in values if v is not None}
+        if option is not None and known and option not in known:
+            raise InputError(f"--{what.replace(' ', '-')} {option} contradicts the rasters, which say "
+                             f"{', '.join(map(str, sorted(known, key=str)))} (tags or names). Drop the option.")
+        ident[what] = option if option is not None else next(iter(known), None)
+    unit = vv_unit or s.unit
+    ndvi_key = _ndvi_key(Path(ndvi).stem)
+    gap = _gap_days(_ndvi_entry(ndvi_key, Path(ndvi)), _utc(when)) if ndvi_key else None
+    acq = Acquisition(datetime_utc=_utc(when), vv=Path(vv), theta=Path(theta), ndvi=Path(ndvi),
+                      slope=Path(slope) if slope is not None else None, platform=ident["platform"],
+                      orbit_direction=ident["orbit direction"], relative_orbit=ident["relative orbit"],
+                      ndvi_gap_days=gap)
+    return acq, unit
 
 
 def read_catalog(s1: Path, ndvi: Path, slope: Path | None, rule: CatalogPairRule = "month", *,
@@ -684,4 +786,5 @@ def _listing(head: str, problems: list[str]) -> str:
     return head + ":\n" + "".join(f"  - {p}\n" for p in problems)
 
 
-__all__ = ["CatalogWarning", "S1Scene", "pair_acquisitions", "read_catalog", "scan_ndvi", "scan_s1", "vv_unit_of"]
+__all__ = ["DEFAULT_MAX_GAP_DAYS", "CatalogWarning", "S1Scene", "pair_acquisitions", "read_catalog", "scan_ndvi",
+           "scan_s1", "single_acquisition", "vv_unit_of"]

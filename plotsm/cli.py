@@ -8,8 +8,11 @@ Progress goes to stderr (rich); results to stdout.
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -36,6 +39,25 @@ out = Console()
 err = Console(stderr=True)
 
 
+def _flags_take_no_value() -> None:
+    """typer 0.2x prints "<bool>" beside every on/off flag (--force, --help) in the help, as if it took a value;
+    flags take none, so show nothing there (display only: parsing is untouched)."""
+    from typer.core import TyperOption
+
+    original = TyperOption.display_type_rich
+    if getattr(original, "plotsm_patched", False):
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        return None if getattr(self, "is_flag", False) else original(self, ctx)
+
+    display_type_rich.plotsm_patched = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_take_no_value()
+
+
 class _State:
     quiet = False
 
@@ -43,7 +65,11 @@ class _State:
 state = _State()
 
 
-def _progress() -> Progress:
+def _progress() -> Any:
+    """Progress on stderr: a rich bar on a terminal; in a log (stderr not a terminal, e.g. a batch job) one plain
+    line per task at most every :data:`LOG_PROGRESS_SECONDS` and at the end; nothing with --quiet."""
+    if not err.is_terminal and not state.quiet:
+        return _LogProgress()
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -54,6 +80,65 @@ def _progress() -> Progress:
         disable=state.quiet or not err.is_terminal,
         transient=False,
     )
+
+
+#: Seconds between two progress lines written to a log.
+LOG_PROGRESS_SECONDS = 15.0
+
+
+class _LogTask:
+    def __init__(self, description: str, total: float | None) -> None:
+        self.description, self.total, self.completed = description, total, 0.0
+        self.started = self.last = time.monotonic()
+        self.reported = ""
+
+
+class _LogProgress:
+    """The part of rich's Progress API the commands use, writing plain lines for logs."""
+
+    def __init__(self) -> None:
+        self.tasks: list[_LogTask] = []
+
+    def __enter__(self) -> _LogProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for task in self.tasks:
+            if exc[0] is None and task.total and task.completed >= task.total:
+                self._line(task, force=True)
+
+    def add_task(self, description: str, total: float | None = None, **_: Any) -> int:
+        self.tasks.append(_LogTask(description, total))
+        return len(self.tasks) - 1
+
+    def update(self, task_id: int, *, completed: float | None = None, total: float | None = None,
+               description: str | None = None, advance: float | None = None, **_: Any) -> None:
+        task = self.tasks[task_id]
+        task.total = total if total is not None else task.total
+        task.description = description if description is not None else task.description
+        task.completed = completed if completed is not None else task.completed + (advance or 0)
+        self._line(task)
+
+    def advance(self, task_id: int, advance: float = 1) -> None:
+        self.update(task_id, advance=advance)
+
+    def _line(self, task: _LogTask, force: bool = False) -> None:
+        now = time.monotonic()
+        done = bool(task.total) and task.completed >= (task.total or 0)
+        if not (force or done or now - task.last >= LOG_PROGRESS_SECONDS):
+            return
+        if task.total:
+            text = f"{task.description}: {task.completed:g}/{task.total:g} ({100 * task.completed / task.total:.0f} %)"
+        else:
+            text = f"{task.description}: {task.completed:g}"
+        if text == task.reported:
+            return
+        elapsed = now - task.started
+        eta = ""
+        if task.total and 0 < task.completed < task.total:
+            eta = f", about {elapsed * (task.total - task.completed) / task.completed:.0f} s left"
+        err.print(f"{text}, {elapsed:.0f} s{eta}", highlight=False, soft_wrap=True)
+        task.last, task.reported = now, text
 
 
 def _version(value: bool) -> None:
@@ -227,10 +312,12 @@ def run(
     s1: Annotated[Optional[Path], typer.Option("--s1", help="Series: folder (or STAC ItemCollection JSON) of σ⁰ and θ rasters, one pair per acquisition.")] = None,
     vv: Annotated[Optional[Path], typer.Option("--vv", help="One acquisition: σ⁰ VV raster (linear power unless --vv-unit db).")] = None,
     theta: Annotated[Optional[Path], typer.Option("--theta", help="One acquisition: incidence angle raster, degrees.")] = None,
-    date: Annotated[Optional[str], typer.Option("--date", help="One acquisition: date/time, ISO (UTC if no offset).")] = None,
+    date: Annotated[Optional[str], typer.Option("--date", help="One acquisition: date/time, ISO (UTC if no offset); default: the rasters' ACQUISITION_START/DATETIME_UTC tag or the time in their names. A date that contradicts the rasters is refused.")] = None,
     ndvi: Annotated[Optional[Path], typer.Option("--ndvi", help="NDVI raster (0–1); with --s1, a folder (or STAC JSON) of monthly composites ndvi_YYYY-MM.tif.")] = None,
     slope: Annotated[Optional[Path], typer.Option("--slope", help="Slope raster, degrees (optional).")] = None,
     pair: Annotated[str, typer.Option("--pair", help="With --s1: NDVI of the acquisition's calendar month (month) or the nearest composite (nearest).")] = "month",
+    max_gap_days: Annotated[float, typer.Option("--max-gap-days", help="With --pair nearest: largest gap in days between an acquisition and its NDVI's centre; acquisitions without one are refused.")] = 45.0,
+    parcels_update: Annotated[Optional[str], typer.Option("--parcels-update", help="When the store holds another parcel set: add (add the new parcels, keep the stored ones) or replace (the file becomes the set; removed and changed parcels keep their history). Without it a different set is refused.")] = None,
     apriori: Annotated[str, typer.Option("--apriori", help="A-priori soil state: dry, wet, none (→ full-range network) or auto (weather rule).")] = "none",
     weather_csv: Annotated[Optional[Path], typer.Option("--weather-csv", help="With --apriori auto: CSV of date, precipitation_mm[, temperature_c].")] = None,
     weather: Annotated[Optional[str], typer.Option("--weather", help="With --apriori auto: 'open-meteo' downloads daily precipitation at the parcels' centroid (network, opt-in).")] = None,
@@ -248,16 +335,20 @@ def run(
     layer: Annotated[Optional[str], typer.Option("--parcels-layer", help="Layer of a multi-layer parcels file.")] = None,
     rule: Annotated[str, typer.Option("--rule", help="Pixel rule: center (pixel centres) or coverage (exact fractions).")] = "center",
     buffer_m: Annotated[float, typer.Option("--buffer", help="Inner buffer of the parcels in metres (e.g. -10 drops mixed edge pixels).")] = 0.0,
-    vv_unit: Annotated[Optional[str], typer.Option("--vv-unit", help="Unit of σ⁰ rasters: linear or db (averaged in linear units either way; with --s1, detected from tags/names).")] = None,
-    platform: Annotated[Optional[str], typer.Option("--platform", help="One acquisition: platform, e.g. S1A.")] = None,
-    orbit_direction: Annotated[Optional[str], typer.Option("--orbit-direction", help="One acquisition: ascending or descending.")] = None,
-    relative_orbit: Annotated[Optional[int], typer.Option("--relative-orbit", help="One acquisition: relative orbit number.")] = None,
+    vv_unit: Annotated[Optional[str], typer.Option("--vv-unit", help="Unit of σ⁰ rasters: linear or db (averaged in linear units either way). Default: the rasters' UNIT tag, a '_db' in the name, else linear; values that contradict it are refused.")] = None,
+    theta_unit: Annotated[Optional[str], typer.Option("--theta-unit", help="Unit of incidence-angle rasters: degree or radian. Default: the UNIT tag, else degree.")] = None,
+    ndvi_scale: Annotated[Optional[float], typer.Option("--ndvi-scale", help="NDVI = value · scale + offset, for integer NDVI rasters without a scale of their own (e.g. 0.0001 for NDVI × 10000). plotsm's uint8 and GDAL scale/offset tags are decoded without it.")] = None,
+    ndvi_offset: Annotated[Optional[float], typer.Option("--ndvi-offset", help="Offset of --ndvi-scale (default 0).")] = None,
+    ndvi_nodata: Annotated[Optional[str], typer.Option("--ndvi-nodata", help="Stored NDVI value that marks no data when the file does not say (e.g. 0 or 255), or 'none': exact zeros are real NDVI.")] = None,
+    platform: Annotated[Optional[str], typer.Option("--platform", help="One acquisition: platform, e.g. S1A (default: the rasters' tags or names).")] = None,
+    orbit_direction: Annotated[Optional[str], typer.Option("--orbit-direction", help="One acquisition: ascending or descending (default: the rasters' tags or names).")] = None,
+    relative_orbit: Annotated[Optional[int], typer.Option("--relative-orbit", help="One acquisition: relative orbit number (default: the rasters' tags or names).")] = None,
     ndvi_max: Annotated[float, typer.Option("--ndvi-max", help="No estimate above this NDVI.")] = 0.75,
     min_pixels: Annotated[int, typer.Option("--min-pixels", help="No estimate below this many valid σ⁰ pixels.")] = 20,
     slope_max: Annotated[float, typer.Option("--slope-max", help="No estimate above this slope, degrees.")] = 10.0,
     models: Annotated[Optional[Path], typer.Option("--models-dir", help="Folder of .onnx networks (default: shipped).")] = None,
 ) -> None:
-    """Soil moisture of every parcel for one acquisition (--vv/--theta/--date) or a series (--s1); results in
+    """Soil moisture of every parcel for one acquisition (--vv and --theta, optionally --date) or a series (--s1); results in
     <out>/plotsm.duckdb and <out>/parquet/moisture. Acquisitions already stored with the same inputs and settings
     are skipped, so an interrupted run resumes where it stopped."""
     import os
@@ -265,12 +356,15 @@ def run(
     from plotsm.errors import UsageError
     from plotsm.inversion import MaskSettings
     from plotsm.parcels import read_parcels
-    from plotsm.pipeline import Acquisition, RunSettings, parse_datetime
+    from plotsm.pipeline import RunSettings
+    from plotsm.raster import parse_nodata
     from plotsm.series import SeriesJob, run_series
 
     for name, value, allowed in (("--apriori", apriori, ("dry", "wet", "none", "auto")),
                                  ("--rule", rule, ("center", "coverage")), ("--pair", pair, ("month", "nearest")),
                                  ("--vv-unit", vv_unit or "linear", ("linear", "db")),
+                                 ("--theta-unit", theta_unit or "degree", ("degree", "radian")),
+                                 ("--parcels-update", parcels_update or "add", ("add", "replace")),
                                  ("--weather", weather or "open-meteo", ("open-meteo",))):
         if value not in allowed:
             raise UsageError(f"{name} {value!r}: expected one of {', '.join(allowed)}")
@@ -283,24 +377,32 @@ def run(
 
         scenes = scan_s1(s1)
         unit = vv_unit or vv_unit_of(scenes)
-        acqs = pair_acquisitions(scenes, scan_ndvi(ndvi), slope, pair, vv_unit=unit)  # type: ignore[arg-type]
+        acqs = pair_acquisitions(scenes, scan_ndvi(ndvi), slope, pair, vv_unit=unit,  # type: ignore[arg-type]
+                                 max_gap_days=max_gap_days)
     else:
-        missing = [n for n, v in (("--vv", vv), ("--theta", theta), ("--date", date)) if v is None]
+        missing = [n for n, v in (("--vv", vv), ("--theta", theta)) if v is None]
         if missing:
             raise UsageError(f"one acquisition needs {', '.join(missing)} (or give a catalogue with --s1 DIR).")
-        unit = vv_unit or "linear"
-        assert vv is not None and theta is not None and date is not None
-        acqs = [Acquisition(datetime_utc=parse_datetime(date), vv=vv, theta=theta, ndvi=ndvi, slope=slope,
-                            platform=platform, orbit_direction=orbit_direction, relative_orbit=relative_orbit)]
+        from plotsm.catalog import single_acquisition
+
+        assert vv is not None and theta is not None
+        acq, unit = single_acquisition(vv, theta, ndvi, slope, date=date, platform=platform,
+                                       orbit_direction=orbit_direction, relative_orbit=relative_orbit,
+                                       vv_unit=vv_unit)  # type: ignore[arg-type]
+        acqs = [acq]
     if apriori != "auto" and (weather_csv is not None or weather is not None):
         raise UsageError("--weather-csv / --weather are used with --apriori auto only.")
-    p = read_parcels(parcels, id_field=id_field, parcels_crs=parcels_crs, layer=layer)
-    _parcels_messages(p)
     settings = RunSettings(
         apriori="none" if apriori == "auto" else apriori, rule=rule, vv_unit=unit, buffer_m=buffer_m,  # type: ignore[arg-type]
         masks=MaskSettings(ndvi_max=ndvi_max, min_valid_pixels=min_pixels, slope_max_deg=slope_max),
-        models_dir=str(models) if models else None,
+        models_dir=str(models) if models else None, theta_unit=theta_unit,  # type: ignore[arg-type]
+        ndvi_scale=ndvi_scale, ndvi_offset=ndvi_offset, ndvi_nodata=parse_nodata(ndvi_nodata, "--ndvi-nodata"),
     )
+    p = read_parcels(parcels, id_field=id_field, parcels_crs=parcels_crs, layer=layer)
+    _parcels_messages(p)
+    from plotsm.atomic import check_destination
+
+    check_destination(out_dir)  # created by the store once the inputs have passed their checks
     if apriori == "auto":
         jobs = _auto_apriori(p, acqs, settings, out_dir, weather_csv, weather, weather_url,
                              (wet_rain_mm, wet_window_days, dry_days, rain_day_mm))
@@ -309,6 +411,7 @@ def run(
     # each worker's zonal engine already reads with two threads; on a full tile a worker holds ~1.8 GB
     # (bench/series.py), so one worker per two CPUs keeps both the cores and the memory busy, not oversubscribed
     n_workers = workers if workers is not None else max(1, min((os.cpu_count() or 1) // 2, len(jobs)))
+    committed: list[str] = []
     with _progress() as bar:
         task = bar.add_task("run", total=None)
 
@@ -316,24 +419,46 @@ def run(
             bar.update(task, description=what, completed=done, total=total)
 
         def event(kind: str, acquisition_id: str, detail: str) -> None:
-            mark = {"committed": "[green]✓[/]", "skipped": "[dim]-[/]", "failed": "[red]✗[/]"}[kind]
-            out.print(f"{mark} {acquisition_id} {kind}: {escape(detail)}", highlight=False)
+            if kind == "committed":
+                committed.append(acquisition_id)
+            if kind == "failed":
+                err.print(f"[red]✗[/] {acquisition_id} failed: {escape(detail)}", highlight=False)
+            elif not state.quiet:
+                mark = {"committed": "[green]✓[/]", "skipped": "[dim]-[/]"}[kind]
+                out.print(f"{mark} {acquisition_id} {kind}: {escape(detail)}", highlight=False)
 
-        report = run_series(p, jobs, out_dir, workers=n_workers, scheduler=scheduler, force=force,
-                            parquet=not no_parquet, progress=cb, event=event, command=" ".join(sys.argv))
-    for r in report.processed:
-        if r.n_parcels and r.status_counts.get("no_data", 0) == r.n_parcels:
-            err.print(f"[yellow]warning:[/] acquisition {r.acquisition_id}: no parcel has a valid σ⁰ pixel. Check "
-                      "that the parcels overlap the rasters (their CRS, or --parcels-crs) and that the σ⁰ raster is "
-                      "not all no-data.")
-    _print_series_summary(report)
-    out.print(f"results in {out_dir / 'plotsm.duckdb'}; try: plotsm sql latest --out {out_dir}")
+        try:
+            report = run_series(p, jobs, out_dir, workers=n_workers, scheduler=scheduler, force=force,
+                                parquet=not no_parquet, parcels_update=parcels_update,  # type: ignore[arg-type]
+                                progress=cb, event=event, command=" ".join(sys.argv))
+        except KeyboardInterrupt:
+            raise _interrupted(out_dir, committed, len(jobs)) from None
+    if not state.quiet:
+        _print_series_summary(report)
+        out.print(f"results in {out_dir / 'plotsm.duckdb'}; try: plotsm sql latest --out {out_dir}")
     if report.failed:
         from plotsm.errors import InputError
 
         reasons = "; ".join(f"{a}: {r}" for a, r in report.failed[:3]) + (" …" if len(report.failed) > 3 else "")
         raise InputError(f"{len(report.failed)} of {len(jobs)} acquisition(s) failed — {reasons}. The others are "
                          f"stored; fix the inputs and run the same command again (stored acquisitions are skipped).")
+
+
+def _interrupted(out_dir: Path, committed: list[str], n_jobs: int) -> PlotsmError:
+    """The message of a run stopped by Ctrl-C or SIGTERM: what is stored, and that re-running resumes."""
+    from plotsm.errors import Interrupted
+
+    stored = "?"
+    try:
+        from plotsm.store import Store
+
+        with Store(out_dir, read_only=True) as store:
+            stored = str(store.sql("SELECT count(*) AS n FROM acquisitions").column(0)[0].as_py())
+    except PlotsmError:
+        pass
+    return Interrupted(f"interrupted: {len(committed)} of {n_jobs} acquisition(s) committed by this run, {stored} "
+                       f"stored in {out_dir / 'plotsm.duckdb'}. Each acquisition is committed whole or not at all: "
+                       "run the same command again to resume (stored acquisitions are skipped).")
 
 
 def _auto_apriori(parcels: Any, acqs: list[Any], settings: Any, out_dir: Path, weather_csv: Path | None,
@@ -445,33 +570,57 @@ def _print_demo(s: Any, out_dir: Path) -> None:
 
 
 def _format_table(table: Any, fmt: str) -> None:
-    import pyarrow.csv as pacsv
+    """Print a query result on stdout: ``csv``, ``json`` (a list of objects) or ``table`` (aligned columns).
 
+    Each is written as pre-formatted text: rich's JSON highlighting and a rich Table took milliseconds a row
+    (13-16 s for 15,549 rows, CSV 1.8 s); ``bench/sql_format.py`` compares the three.
+    """
     if fmt == "json":
-        out.print_json(json.dumps(table.to_pylist(), default=str))
+        # the text rich's print_json wrote (indent 2, non-ASCII kept, dates and other objects as str), unhighlighted
+        sys.stdout.write(json.dumps(table.to_pylist(), default=str, indent=2, ensure_ascii=False) + "\n")
     elif fmt == "csv":
         import io
+
+        import pyarrow.csv as pacsv
 
         buf = io.BytesIO()
         pacsv.write_csv(table, buf)
         sys.stdout.write(buf.getvalue().decode())
     else:
         # Plain aligned columns as wide as the content (cells over TABLE_CELL_MAX characters are abbreviated;
-        # --format csv/json give them whole), so results are readable in a terminal and in a log alike.
-        from rich import box
+        # --format csv/json give them whole), so results are readable in a terminal and in a log alike. The
+        # layout is the rich Table (box.SIMPLE_HEAD) this replaces, header bold on a terminal; widths are counted
+        # in terminal cells so wide characters stay aligned, and control characters (newline, tab) are shown
+        # escaped so that a row stays one line.
+        from rich.cells import cell_len
+        from rich.text import Text
+
+        escapes = {c: repr(chr(c))[1:-1] for c in (*range(32), 127)}
 
         def cell(v: Any) -> str:
             text = "" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+            if not text.isprintable():
+                text = text.translate(escapes)
             return text if len(text) <= TABLE_CELL_MAX else text[: TABLE_CELL_MAX - 1] + "…"
 
-        rows = [[cell(v) for v in row.values()] for row in table.to_pylist()]
-        t = Table(box=box.SIMPLE_HEAD)
-        for name in table.column_names:
-            t.add_column(name, no_wrap=True)
-        for row in rows:
-            t.add_row(*row)
-        widths = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(table.column_names)]
-        Console(width=sum(widths) + 3 * len(widths) + 4).print(t)
+        def width(text: str) -> int:
+            return len(text) if text.isascii() else cell_len(text)
+
+        def pad(texts: list[str]) -> list[str]:
+            w = max(map(width, texts))
+            return [t + " " * (w - width(t)) for t in texts]
+
+        columns = [pad([cell(name), *map(cell, column.to_pylist())])
+                   for name, column in zip(table.column_names, table.columns)]
+        if not columns:
+            sys.stdout.write("\n")  # what the rich Table printed for a result without columns
+        else:
+            header, *rows = ["  " + "   ".join(cells) + "  " for cells in zip(*columns)]
+            blank = " " * width(header)
+            sys.stdout.write(blank + "\n")
+            out.print(Text(header, style="table.header"), soft_wrap=True)
+            rule = " " + "─" * (width(header) - 2) + " "
+            sys.stdout.write("\n".join([rule, *rows, blank]) + "\n")
         out.print(f"{table.num_rows} row(s)", style="dim")
 
 
@@ -531,8 +680,25 @@ def export(
     if layout not in ("long", "wide"):
         raise UsageError(f"--layout {layout!r}: expected long or wide")
     target = to if to is not None else out_dir / ("moisture.parquet" if fmt == "geoparquet" else "moisture.gpkg")
+    from plotsm.atomic import writable_file
+
+    writable_file(target, "--to")
     path = export_moisture(out_dir, target, format=fmt, date=date, layout=layout)  # type: ignore[arg-type]
     out.print(f"wrote {path}")
+
+
+@app.command()
+def delete(
+    acquisitions: Annotated[list[str], typer.Argument(help="Acquisition ids to delete (plotsm sql summary lists them), e.g. 20240406T174912_S1A.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder of a run.")] = Path("demo-output"),
+) -> None:
+    """Delete stored acquisitions: their rows (acquisitions, observations, moisture) in one transaction, then their
+    Parquet files. An unknown id deletes nothing."""
+    from plotsm.series import delete_acquisitions
+
+    deleted = delete_acquisitions(out_dir, acquisitions, command=" ".join(sys.argv))
+    for acq_id, n_rows in deleted.items():
+        out.print(f"deleted {acq_id} ({n_rows} parcel rows and its Parquet file)")
 
 
 # ------------------------------------------------------------------------------------------- sources
@@ -554,8 +720,10 @@ def s2_ndvi(
 
     Written as a tiled GeoTIFF, ZSTD-compressed (readable by GDAL >= 2.3), without overviews unless --overviews.
     """
+    from plotsm.atomic import check_destination
     from plotsm.sources.s2_product import resolve_s2_product, write_product_ndvi
 
+    check_destination(out_dir)
     resolved = resolve_s2_product(product)
     _info(f"{resolved.kind} ({resolved.layout}) tile {resolved.tile}, {resolved.date:%Y-%m-%d}")
     path = write_product_ndvi(resolved, out_dir, encoding="uint8" if uint8 else "float32", overviews=overviews)
@@ -565,21 +733,25 @@ def s2_ndvi(
 @s2_app.command("composite")
 def s2_composite(
     ndvi: Annotated[list[Path], typer.Argument(help="NDVI rasters on one grid; dates from YYYYMMDD in the names.")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for ndvi_YYYYMM.tif monthly medians.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the monthly medians, one ndvi_YYYY-MM.tif per month.")],
 ) -> None:
-    """Monthly median NDVI composites of single-date NDVI rasters (dates read from the file names)."""
+    """Monthly median NDVI composites of single-date NDVI rasters (dates read from the file names).
+
+    Every input is checked (readable, one grid, NDVI in a known encoding) before anything is written, and the
+    months are moved into place together: a bad input leaves no composite behind."""
     import re
 
+    from plotsm.atomic import check_destination
     from plotsm.errors import InputError
     from plotsm.sources.composite import write_monthly_composites
 
+    check_destination(out_dir)
     dates = []
     for p in ndvi:
         m = re.search(r"(20\d{2})(\d{2})(\d{2})", p.name)
         if not m:
             raise InputError(f"{p}: no date YYYYMMDD in the file name. Rename it, e.g. NDVI_20240406.tif.")
         dates.append(f"{m.group(1)}-{m.group(2)}-{m.group(3)}")
-    out_dir.mkdir(parents=True, exist_ok=True)
     written = write_monthly_composites(list(ndvi), dates, out_dir)
     for month, path in written.items():
         out.print(f"{month}: {path}")
@@ -590,11 +762,16 @@ def dem_slope(
     dem: Annotated[Path, typer.Argument(help="DEM GeoTIFF (e.g. SRTM), geographic or projected CRS.")],
     out_path: Annotated[Path, typer.Option("--out", help="Output slope GeoTIFF, degrees.")],
     grid: Annotated[Optional[Path], typer.Option("--grid", help="Raster whose grid the slope is resampled onto (bilinear).")] = None,
+    dem_nodata: Annotated[Optional[str], typer.Option("--dem-nodata", metavar="VALUE|none", help="DEM height that means no data (e.g. 0 for SRTM voids filled with 0), in addition to the file's nodata tag; none: all values are real heights (no check). Default: a DEM without nodata tag is checked for suspicious values and warned about.")] = None,
 ) -> None:
     """Slope in degrees (Horn's method), correct in geographic and projected CRS."""
-    from plotsm.sources.dem import slope_deg
+    from plotsm.sources.dem import as_dem_nodata, slope_deg
 
-    path = slope_deg(dem, out_path, target_grid=grid)
+    nodata = as_dem_nodata(dem_nodata)
+    from plotsm.atomic import writable_dir
+
+    writable_dir(out_path.parent, "--out")
+    path = slope_deg(dem, out_path, target_grid=grid, dem_nodata=nodata)
     out.print(f"wrote {path}")
 
 
@@ -615,14 +792,21 @@ def s1_calibrate(
     parcels: Annotated[Optional[Path], typer.Option("--parcels", help="Parcels whose extent (+ --margin) and UTM zone set the grid.")] = None,
     margin_m: Annotated[float, typer.Option("--margin", help="Margin around --parcels, metres.")] = 200.0,
     geoid_offset: Annotated[Optional[float], typer.Option("--geoid-offset", help="Geoid undulation (m) added to DEM heights (SRTM is EGM96); default: from PROJ if it has the grid, else 0 with a warning.")] = None,
+    dem_nodata: Annotated[Optional[str], typer.Option("--dem-nodata", metavar="VALUE|none", help="DEM height that means no data (e.g. 0 for SRTM voids filled with 0): those map pixels get no σ⁰. none: all values are real heights (no check). Default: a DEM without nodata tag is checked and warned about.")] = None,
     no_denoise: Annotated[bool, typer.Option("--no-denoise", help="Skip thermal-noise removal.")] = False,
 ) -> None:
     """Calibrate (σ⁰ LUT), remove thermal noise and geocode a GRD product; outputs feed `plotsm run`."""
+    from plotsm.atomic import check_destination
     from plotsm.errors import UsageError
+    from plotsm.sources.dem import as_dem_nodata
     from plotsm.sources.s1.grd import calibrate_grd
 
     if grid is not None and (crs is not None or parcels is not None):
         raise UsageError("--grid sets the whole output grid; do not combine it with --crs or --parcels.")
+    if dem_nodata is not None and dem is None:
+        raise UsageError("--dem-nodata applies to the heights of --dem; pass --dem too, or drop --dem-nodata.")
+    nodata = as_dem_nodata(dem_nodata)
+    check_destination(out_dir)
     bounds = None
     if parcels is not None:
         from plotsm.parcels import read_parcels
@@ -632,12 +816,20 @@ def s1_calibrate(
         bounds = tuple(float(v) for v in wgs.total_bounds)
         if crs is None:
             crs = str(p.gdf.estimate_utm_crs())
-    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def announce(target: Any) -> None:
+        px = target.width * target.height
+        bound = ("set by --grid" if grid is not None else "the parcels' extent + --margin" if parcels is not None
+                 else "the whole product (pass --parcels or --grid to compute only the area you need)")
+        _info(f"output grid {target.width:,} × {target.height:,} px ({px / 1e6:.1f} Mpx), {bound}")
+
     with _progress() as bar:
         task = bar.add_task("s1 calibrate", total=None)
         result = calibrate_grd(product, out_dir, dem=dem, grid=grid, crs=crs, res=res, bounds_lonlat=bounds,  # type: ignore[arg-type]
-                               geoid_offset_m=geoid_offset, denoise=not no_denoise,
-                               progress=lambda done, total: bar.update(task, completed=done, total=total))
+                               geoid_offset_m=geoid_offset, denoise=not no_denoise, dem_nodata=nodata,
+                               announce=announce,
+                               progress=lambda done, total: bar.update(task, completed=done, total=total,
+                                                                       description="s1 calibrate blocks"))
     out.print(f"{result.geocoding} geocoding, {result.grid.width}×{result.grid.height} px, {result.n_valid} valid, "
               f"{result.n_clipped} clipped to 0 by noise removal")
     out.print(f"wrote {result.sigma0}")
@@ -651,17 +843,56 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app, map plotsm errors to their exit codes.
 
     Usage errors are reported by typer itself (exit 2); a :class:`PlotsmError` becomes one line on stderr and
-    its exit code; anything else is a bug (exit 1, with the traceback).
+    its exit code; an OSError on a destination (permission, space) is a storage error (exit 6) naming the path;
+    Ctrl-C and SIGTERM stop the command with exit 130 and no traceback; anything else is a bug (exit 1, with the
+    traceback). Warnings are printed as one ``warning:`` line each (no Python source line).
     """
+    import signal
+    import warnings
+
     from plotsm.zonal import limit_malloc_arenas
 
     limit_malloc_arenas()  # before any thread allocates: see plotsm.zonal.MALLOC_ARENAS
+    shown, warnings.showwarning = warnings.showwarning, _show_warning
+    if hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name="plotsm", standalone_mode=True)
+    except SystemExit as exc:
+        if exc.code == 130:  # typer turns KeyboardInterrupt (Ctrl-C, our SIGTERM handler) into exit 130, silently
+            _fail(130, "interrupted. Files being written were removed: nothing half-written is left.")
+        raise
     except PlotsmError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+        _fail(exc.exit_code, str(exc))
+    except OSError as exc:
+        if exc.errno not in _STORAGE_ERRNOS:
+            raise
+        from plotsm.atomic import storage_error
+
+        _fail(6, str(storage_error(exc.filename or "output", exc)))
+    finally:
+        warnings.showwarning = shown
+
+
+#: errno values of an OSError that mean "cannot write the destination" (exit 6, not a bug)
+_STORAGE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR}
+
+
+def _fail(code: int, message: str) -> None:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM behaves as Ctrl-C: the command stops where it is, cleans up and says what is kept."""
+    raise KeyboardInterrupt
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """One line per warning on stderr, without the Python source line of the default format."""
+    err.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

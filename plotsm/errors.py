@@ -1,7 +1,7 @@
 """Errors and warnings of plotsm.
 
 Every :class:`PlotsmError` carries the process exit code the CLI uses for it (house style):
-0 ok, 1 bug, 2 usage, 3 configuration, 4 input data, 5 model, 6 storage. Library code raises these;
+0 ok, 1 bug, 2 usage, 3 configuration, 4 input data, 5 model, 6 storage, 130 interrupted. Library code raises these;
 only :mod:`plotsm.cli` turns them into a message and an exit code. Messages name the thing and the fix.
 """
 
@@ -44,12 +44,22 @@ class StorageError(PlotsmError):
     exit_code = 6
 
 
+class Interrupted(PlotsmError):
+    """The user stopped the command (Ctrl-C, SIGTERM); 130 is the shell's code for a process ended by SIGINT."""
+
+    exit_code = 130
+
+
 class PlotsmWarning(UserWarning):
     """Base class of plotsm warnings (tests turn them into errors unless expected)."""
 
 
 class GeometryWarning(PlotsmWarning):
     """Parcels were repaired or dropped."""
+
+
+class ParcelsWarning(PlotsmWarning):
+    """Parcels were read in a way the user may not expect: e.g. an id-like field was passed over."""
 
 
 class DataWarning(PlotsmWarning):

@@ -3,7 +3,9 @@
 One row per (parcel, acquisition) with moisture: ``sql/export.sql`` gives the moisture, its flag, the
 observation inputs and the acquisition time; the rows are joined to the stored parcel geometries, in the
 parcels' own CRS, with the parcels' attributes as columns (an attribute whose name clashes with an export
-column or with ``bbox`` gets an ``attr_`` prefix).
+column or with ``bbox`` gets an ``attr_`` prefix). ``is_current`` tells the parcels of the current set from
+those a parcel-set update retired (``plotsm run --parcels-update replace``): their history is exported with
+their last geometry and ``parcel_retired_utc``, never dropped.
 
 The GeoParquet file is written for GIS at scale: GeoParquet 1.1 metadata with a ``bbox`` covering column
 (struct xmin/ymin/xmax/ymax), ZSTD compression, and rows in Hilbert order of the parcels' bounding-box centres
@@ -19,7 +21,6 @@ never sees a half-written file.
 from __future__ import annotations
 
 import os
-import uuid
 import warnings
 from datetime import date as Date
 from datetime import datetime
@@ -31,6 +32,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from plotsm.atomic import atomic_path, writable_dir
 from plotsm.errors import DataWarning, UsageError
 from plotsm.store import Store
 
@@ -76,9 +78,8 @@ def export_moisture(
             frame = moisture_frame(store, day)
     if layout == "wide":
         frame = wide_frame(frame)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.{uuid.uuid4().hex[:12]}.tmp{out.suffix}")
-    try:
+    writable_dir(out.parent, "--to")
+    with atomic_path(out) as tmp:
         if format == "geoparquet":
             frame.to_parquet(
                 tmp, index=False, schema_version="1.1.0", write_covering_bbox=True,
@@ -86,9 +87,6 @@ def export_moisture(
             )
         else:
             frame.to_file(tmp, driver="GPKG", layer=GPKG_LAYER, engine="pyogrio")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 
@@ -107,6 +105,13 @@ def moisture_frame(store: Store, day: Date | None = None) -> gpd.GeoDataFrame:
     parcels = store.read_parcels()
     if len(parcels) == 0:
         raise UsageError(f"{store.path}: no parcels stored, so no geometries to export. Write the parcels first.")
+    parcels.insert(1, "is_current", True)
+    retired = store.read_retired_parcels()
+    retired = retired[retired["parcel_id"].isin(rows["parcel_id"])]
+    if len(retired):  # parcels that left the set keep their history, with their last geometry
+        retired = retired.drop(columns=["retired_reason"]).rename(columns={"retired_utc": "parcel_retired_utc"})
+        retired.insert(1, "is_current", False)
+        parcels = gpd.GeoDataFrame(pd.concat([parcels, retired], ignore_index=True), crs=parcels.crs)
     parcels["_hilbert"] = hilbert_order(parcels.geometry)
     clash = [c for c in parcels.columns if (c in rows.columns or c == "bbox") and c != "parcel_id"]
     parcels = parcels.rename(columns={c: f"attr_{c}" for c in clash})

@@ -66,8 +66,13 @@ def _col(table: pd.DataFrame, name: str) -> np.ndarray:
     return pd.to_numeric(table[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def invert(inputs: pd.DataFrame, network: Network | str, masks: MaskSettings = MaskSettings()) -> pd.DataFrame:
-    """Moisture and status for every row of ``inputs`` (see module docstring)."""
+def invert(inputs: pd.DataFrame, network: Network | str, masks: MaskSettings = MaskSettings(), *,
+           slope_given: bool = False) -> pd.DataFrame:
+    """Moisture and status for every row of ``inputs`` (see module docstring).
+
+    ``slope_given``: a slope raster was given, so a parcel without a slope value (no valid slope pixel: a DEM
+    void) is ``no_data`` rather than an estimate whose slope mask could not be checked. Without a slope raster
+    the slope mask is not applied."""
     net = network if isinstance(network, Network) else load_network(network)
     synth = SynthSettings.from_dict(net.metadata["plotsm.synth_settings"])
     theta, ndvi, vv_db = _col(inputs, "theta_deg"), _col(inputs, "ndvi"), _col(inputs, "vv_db")
@@ -78,7 +83,8 @@ def invert(inputs: pd.DataFrame, network: Network | str, masks: MaskSettings = M
 
     with np.errstate(invalid="ignore"):
         conditions = [
-            ~(np.isfinite(theta) & np.isfinite(ndvi) & np.isfinite(vv_db)) | ~(n_valid > 0),
+            ~(np.isfinite(theta) & np.isfinite(ndvi) & np.isfinite(vv_db)) | ~(n_valid > 0)
+            | (slope_given & ~np.isfinite(slope)),
             n_valid < masks.min_valid_pixels,
             ndvi > masks.ndvi_max,
             slope > masks.slope_max_deg,  # NaN slope (no raster) never masks

@@ -7,7 +7,9 @@ Problems that would give wrong answers (no CRS, duplicate or null ids, nothing t
 :class:`~plotsm.errors.InputError` with the fix; what can be repaired is repaired and counted in the report.
 Nothing here prints: the CLI prints :class:`ParcelsReport`.
 
-Parcels are reprojected to each raster's CRS (:func:`to_crs`), never the reverse.
+Parcels are reprojected to each raster's CRS (:func:`to_crs`), never the reverse. :func:`overlapping_parcels`
+finds parcels that overlap, which lose pixels under the centre rule; reading does not call it (the run does,
+when that rule is used).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import shapely
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
-from plotsm.errors import GeometryWarning, InputError, UsageError
+from plotsm.errors import GeometryWarning, InputError, ParcelsWarning, UsageError
 
 PARQUET_SUFFIXES = (".parquet", ".geoparquet")
 POLYGONAL = ("Polygon", "MultiPolygon")
@@ -44,6 +46,8 @@ class ParcelsReport:
     n_dropped_non_polygon: int = 0
     n_empty: int = 0
     id_generated: bool = False
+    #: id-like fields (by name) passed over when choosing the id field, with why: [("ID_PARCEL", "3 duplicated …")]
+    id_skipped: list[tuple[str, str]] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
 
 
@@ -136,6 +140,14 @@ def _id_kind_ok(values: pd.Series) -> bool:
     return pd.api.types.is_integer_dtype(values) or pd.api.types.is_string_dtype(values)
 
 
+def _is_integral_float(values: pd.Series) -> bool:
+    """Floats that are integers where present: an integer field with nulls, as pyogrio reads it (1.0, NaN, 3.0)."""
+    if not pd.api.types.is_float_dtype(values):
+        return False
+    present = values.dropna().to_numpy()
+    return bool(present.size and np.all(np.mod(present, 1) == 0))
+
+
 def _is_unique_key(values: pd.Series) -> bool:
     return bool(values.notna().all() and values.is_unique)
 
@@ -145,20 +157,44 @@ def _show(value: Any) -> str:
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
-def _check_ids(values: pd.Series, name: str, path: Path) -> None:
+def _key_defects(values: pd.Series) -> dict[str, str]:
+    """Why ``values`` are not a unique key, nulls first: {"null": "2 null value(s) (e.g. row 4)", "duplicated": …}."""
+    defects: dict[str, str] = {}
     nulls = values.isna()
     if nulls.any():
-        raise InputError(
-            f"{path}: id field {name!r} has {int(nulls.sum())} null value(s) (e.g. row {int(np.flatnonzero(nulls)[0])}). "
-            "Fill them, or pass another unique field to --id-field."
-        )
-    dup = values.duplicated(keep=False)
+        defects["null"] = f"{int(nulls.sum())} null value(s) (e.g. row {int(np.flatnonzero(nulls)[0])})"
+    present = values[~nulls]
+    dup = present.duplicated(keep=False)
     if dup.any():
-        n_values = values[dup].nunique()
-        raise InputError(
-            f"{path}: id field {name!r} has {n_values} duplicated value(s) over {int(dup.sum())} rows "
-            f"(e.g. {_show(values[dup].iloc[0])}). Make the ids unique, or pass another field to --id-field."
+        defects["duplicated"] = (
+            f"{present[dup].nunique()} duplicated value(s) over {int(dup.sum())} rows (e.g. {_show(present[dup].iloc[0])})"
         )
+    return defects
+
+
+_ID_FIXES = {
+    "null": "Fill them, or pass another unique field to --id-field.",
+    "duplicated": "Make the ids unique, or pass another field to --id-field.",
+}
+
+
+def _check_ids(values: pd.Series, name: str, path: Path) -> None:
+    defects = _key_defects(values)
+    if defects:
+        kind, text = next(iter(defects.items()))  # nulls first
+        raise InputError(f"{path}: id field {name!r} has {text}. {_ID_FIXES[kind]}")
+
+
+def _skipped_message(path: Path, skipped: list[tuple[str, str]], source: str, nulls: bool) -> str:
+    """One line saying which id-like fields were passed over, why, what was used instead and how to choose."""
+    fix = "unique and non-null" if nulls else "unique"
+    if len(skipped) == 1:
+        name, why = skipped[0]
+        what, todo = f"field {name!r} looks like the parcel id but has {why}", f"Make {name} {fix}"
+    else:
+        listed = ", ".join(f"{name!r} ({why})" for name, why in skipped)
+        what, todo = f"fields {listed} look like the parcel id but none is a unique key", f"Make one of them {fix}"
+    return f"{path.name}: {what}; parcel ids come from {source} instead. {todo} or pass --id-field FIELD to choose."
 
 
 def _normalise_ids(values: pd.Series, name: str, path: Path) -> pd.Series:
@@ -186,16 +222,32 @@ def _choose_id(
             )
         _check_ids(columns[id_field], id_field, path)
         return id_field, _normalise_ids(columns[id_field], id_field, path)
-    named = [c for c in attrs if _is_id_name(c) and _id_kind_ok(gdf[c])]
+    # an integer field with nulls is read as floats: still id-like, so that its nulls are reported, not hidden
+    named = [c for c in attrs if _is_id_name(c) and (_id_kind_ok(gdf[c]) or _is_integral_float(gdf[c]))]
     typed = [c for c in attrs if _id_kind_ok(gdf[c]) and c not in named]
     fid_names = [str(fids.name)] if fids is not None and fids.name not in attrs else []
+    chosen: str | None = None
     for name in [*named, *typed, *fid_names]:
         if _is_unique_key(columns[name]):
-            report.messages.append(f"{path.name}: parcel ids from field {name!r} (pass --id-field to choose another).")
-            return name, _normalise_ids(columns[name], name, path)
-    report.id_generated = True
-    report.messages.append(f"{path.name}: no unique id field; parcel ids generated 1..{len(gdf)} in file order.")
-    return None, pd.Series(np.arange(1, len(gdf) + 1, dtype=np.int64))
+            chosen = name
+            break
+        if name in named:  # a natural id abandoned: never silently (report.id_skipped, a message, a warning)
+            report.id_skipped.append((name, " and ".join(_key_defects(columns[name]).values())))
+    if chosen is not None:
+        ids = _normalise_ids(columns[chosen], chosen, path)
+        report.messages.append(f"{path.name}: parcel ids from field {chosen!r} (pass --id-field to choose another).")
+        source = f"the file's feature ids ({chosen!r})" if chosen in fid_names else f"field {chosen!r}"
+    else:
+        ids = pd.Series(np.arange(1, len(gdf) + 1, dtype=np.int64))
+        report.id_generated = True
+        report.messages.append(f"{path.name}: no unique id field; parcel ids generated 1..{len(gdf)} in file order.")
+        source = f"numbers 1..{len(gdf)} generated in file order"
+    if report.id_skipped:
+        nulls = any(columns[name].isna().any() for name, _ in report.id_skipped)
+        msg = _skipped_message(path, report.id_skipped, source, nulls)
+        report.messages.append(msg)
+        warnings.warn(msg, ParcelsWarning, stacklevel=3)
+    return chosen, ids
 
 
 # --------------------------------------------------------------------------------------------- geometries
@@ -262,7 +314,9 @@ def read_parcels(
 
     ``id_field``: the field of unique, non-null parcel ids. Default: the first id-like field that is unique and
     non-null (a name such as ``id``, ``ID_PARCEL`` or ``parcel_id``; then any integer or text field), then a
-    GeoPackage's feature ids, else ids 1..N generated in file order (``report.id_generated``).
+    GeoPackage's feature ids, else ids 1..N generated in file order (``report.id_generated``). Id-like fields
+    passed over because of duplicates or nulls are listed in ``report.id_skipped`` and said in a message and a
+    :class:`~plotsm.errors.ParcelsWarning`.
     ``parcels_crs``: the CRS of a file that has none. ``layer``: the layer of a multi-layer file.
     """
     path = Path(path)
@@ -323,3 +377,109 @@ def inner_buffer(gdf: gpd.GeoDataFrame, metres: float) -> gpd.GeoDataFrame:
     geoms = gpd.GeoSeries(shrunk, index=gdf.index, crs=work.crs)
     out = out.set_geometry(geoms.to_crs(crs) if crs.is_geographic else geoms)
     return out
+
+
+# ------------------------------------------------------------------------------------------------ overlaps
+
+#: Parcels queried against the spatial index at a time: bounds the memory of the candidate pairs (~8 per parcel
+#: in a tessellation) on maps of millions of parcels; the work inside a block is vectorised.
+OVERLAP_BLOCK = 50_000
+
+
+@dataclass(frozen=True)
+class OverlapReport:
+    """Pairs of parcels whose interiors overlap by more than ``min_overlap_m2`` (see :func:`overlapping_parcels`).
+
+    ``area_m2`` sums the overlap of every pair (an area shared by three parcels counts in three pairs);
+    ``examples`` are the (up to 5) largest overlaps as (id of the earlier parcel, id of the later one, m²).
+    """
+
+    n_pairs: int
+    n_parcels: int
+    area_m2: float
+    examples: list[tuple[Any, Any, float]]
+    min_overlap_m2: float
+
+    def __bool__(self) -> bool:
+        return self.n_pairs > 0
+
+    def message(self, source: str | None = None) -> str:
+        """One printable line; ``source`` (e.g. the file name) is put in front."""
+        head = f"{source}: " if source else ""
+        if not self.n_pairs:
+            return f"{head}no parcels overlap (by more than {_m2(self.min_overlap_m2)} m²)."
+        a, b, area = self.examples[0]
+        pairs = "1 pair" if self.n_pairs == 1 else f"{self.n_pairs:,} pairs"
+        return (
+            f"{head}{self.n_parcels:,} parcels overlap another ({pairs}, {_m2(self.area_m2)} m² in all; "
+            f"e.g. {_show(a)} and {_show(b)} share {_m2(area)} m²): under --rule center each pixel goes to one "
+            "parcel, the later one in the file, so the other loses it. Fix the geometries or pass --rule coverage."
+        )
+
+
+def _m2(area: float) -> str:
+    return f"{area:,.0f}" if area >= 10 else f"{area:.1f}"
+
+
+def _interior_pairs(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions (i < j) of the pairs of geometries whose interiors intersect; empty ones are ignored.
+
+    Bounding boxes from an STRtree, then one DE-9IM test per candidate pair ("T********": the interiors meet),
+    which drops pairs that only touch; identical geometries pass it. Prepared geometries make it ~2× faster
+    (GEOS RelateNG); they are released afterwards, so the caller's geometries are left as they were.
+    """
+    tree = shapely.STRtree(geoms)
+    newly = ~shapely.is_prepared(geoms) & ~shapely.is_missing(geoms)
+    shapely.prepare(geoms[newly])
+    try:
+        found_i, found_j = [np.empty(0, np.intp)], [np.empty(0, np.intp)]
+        for start in range(0, len(geoms), OVERLAP_BLOCK):
+            i, j = tree.query(geoms[start:start + OVERLAP_BLOCK])
+            i = i + start
+            keep = i < j
+            i, j = i[keep], j[keep]
+            meet = shapely.relate_pattern(geoms[i], geoms[j], "T********")
+            found_i.append(i[meet])
+            found_j.append(j[meet])
+    finally:
+        shapely.destroy_prepared(geoms[newly])
+    return np.concatenate(found_i), np.concatenate(found_j)
+
+
+def overlapping_parcels(parcels: Parcels | gpd.GeoDataFrame, min_overlap_m2: float = 1.0) -> OverlapReport:
+    """Pairs of parcels whose interiors overlap by more than ``min_overlap_m2`` square metres.
+
+    Under the centre rule a pixel holds one label, the later parcel's, so the earlier parcel of an overlapping
+    pair loses the shared pixels (a duplicated polygon gets none): the caller reports this when that rule is
+    used. Pairs that only touch are not overlaps; identical geometries are. Empty geometries are ignored.
+    Areas are in m²: in a geographic CRS the overlaps are projected to the local UTM zone
+    (``estimate_utm_crs``); the pairs themselves are found in the parcels' CRS. Ids are the ``parcel_id``
+    column, else the index. Geometries must be valid, as :func:`read_parcels` makes them.
+    """
+    gdf = parcels.gdf if isinstance(parcels, Parcels) else parcels
+    if gdf.crs is None:
+        raise InputError("parcels have no CRS: cannot measure overlaps in m². Pass --parcels-crs.")
+    geoms = np.asarray(gdf.geometry.to_numpy(), dtype=object)
+    i, j = _interior_pairs(geoms)
+    shared = shapely.intersection(geoms[i], geoms[j])
+    crs = CRS.from_user_input(gdf.crs)
+    if crs.is_geographic:
+        area = gpd.GeoSeries(shared, crs=crs).to_crs(gdf.estimate_utm_crs()).area.to_numpy()
+    else:
+        area = shapely.area(shared) * (crs.axis_info[0].unit_conversion_factor or 1.0) ** 2
+    keep = area > min_overlap_m2
+    i, j, area = i[keep], j[keep], area[keep]
+    ids = gdf["parcel_id"].to_numpy() if "parcel_id" in gdf.columns else gdf.index.to_numpy()
+    top = np.lexsort((j, i, -area))[:5]  # largest first, then file order
+    examples = [(_scalar(ids[i[k]]), _scalar(ids[j[k]]), float(area[k])) for k in top]
+    return OverlapReport(
+        n_pairs=int(i.size),
+        n_parcels=int(np.union1d(i, j).size),
+        area_m2=float(area.sum()),
+        examples=examples,
+        min_overlap_m2=float(min_overlap_m2),
+    )
+
+
+def _scalar(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value

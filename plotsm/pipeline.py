@@ -18,14 +18,26 @@ import pandas as pd
 
 from plotsm.errors import InputError, UsageError
 from plotsm.inversion import MaskSettings
-from plotsm.zonal import ZonalEngine, open_raster
+from plotsm.raster import ROLE_QUANTITY, Decoding, Encoding, Grid, format_bounds, inspect_raster
+from plotsm.zonal import ZonalEngine
 
 Progress = Callable[[str, int, int], None]
 
 
+def acquisition_id(when: datetime, platform: str | None) -> str:
+    """The one id of an acquisition, whatever the entry point: UTC sensing time to the second, then the platform
+    when known (``20211223T051122_S1B``)."""
+    return when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S") + (f"_{platform}" if platform else "")
+
+
 @dataclass(frozen=True)
 class RunSettings:
-    """Settings of a run; stored with every acquisition."""
+    """Settings of a run; stored with every acquisition.
+
+    ``vv_unit`` is the unit σ⁰ is read in (decided from ``--vv-unit``, else the rasters' tags and names, by the
+    catalogue); ``theta_unit``, ``ndvi_scale``, ``ndvi_offset`` and ``ndvi_nodata`` say how to read rasters whose
+    own metadata does not (:class:`plotsm.raster.Encoding`); None = as the files say.
+    """
 
     apriori: Literal["dry", "wet", "none"] = "none"
     rule: Literal["center", "coverage"] = "center"
@@ -35,16 +47,37 @@ class RunSettings:
     models_dir: str | None = None
     #: the weather rule that chose ``apriori`` (``--apriori auto``; :meth:`plotsm.weather.AprioriRule.to_dict`)
     apriori_rule: dict[str, Any] | None = None
+    theta_unit: Literal["degree", "radian"] | None = None
+    ndvi_scale: float | None = None
+    ndvi_offset: float | None = None
+    ndvi_nodata: float | Literal["none"] | None = None
+
+    def __post_init__(self) -> None:
+        self.encoding()  # checks the values
+
+    def encoding(self) -> Encoding:
+        """How the input rasters are read (:func:`plotsm.raster.inspect_raster`)."""
+        return Encoding(vv_unit=self.vv_unit, theta_unit=self.theta_unit, ndvi_scale=self.ndvi_scale,
+                        ndvi_offset=self.ndvi_offset, ndvi_nodata=self.ndvi_nodata)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-able settings; encoding options left to the files (None) are omitted, so the fingerprints of
+        acquisitions stored before these options existed stay valid."""
         d = asdict(self)
         d["masks"] = self.masks.to_dict()
+        for key in ("theta_unit", "ndvi_scale", "ndvi_offset", "ndvi_nodata"):
+            if d[key] is None:
+                del d[key]
         return d
 
 
 @dataclass(frozen=True)
 class Acquisition:
-    """One Sentinel-1 acquisition and the analysis-ready rasters paired with it."""
+    """One Sentinel-1 acquisition and the analysis-ready rasters paired with it.
+
+    ``ndvi_gap_days``: days between the acquisition and the centre of its NDVI (mid-month for a monthly
+    composite); None when the NDVI's date is unknown.
+    """
 
     datetime_utc: datetime
     vv: Path
@@ -54,11 +87,12 @@ class Acquisition:
     platform: str | None = None
     orbit_direction: str | None = None
     relative_orbit: int | None = None
+    ndvi_gap_days: float | None = None
 
     @property
     def acquisition_id(self) -> str:
-        """Stable id: re-running the same acquisition replaces its rows."""
-        return self.datetime_utc.strftime("%Y%m%dT%H%M%S") + (f"_{self.platform}" if self.platform else "")
+        """Stable id (:func:`acquisition_id`): re-running the same acquisition replaces its rows."""
+        return acquisition_id(self.datetime_utc, self.platform)
 
     def rasters(self) -> dict[str, Path]:
         out = {"vv": self.vv, "theta": self.theta, "ndvi": self.ndvi}
@@ -85,29 +119,46 @@ def parse_datetime(text: str) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-def check_rasters(rasters: dict[str, Path]) -> None:
-    """Every raster exists and opens as a georeferenced raster (checked before anything is written)."""
+def check_rasters(rasters: dict[str, Path], settings: RunSettings | None = None,
+                  known: dict[tuple[str, str], Decoding] | None = None) -> dict[str, Decoding]:
+    """Every raster exists, opens, is georeferenced, and holds its quantity in an encoding plotsm can read
+    (:func:`plotsm.raster.inspect_raster` on a sample of blocks); checked before anything is written. Returns the
+    decoding of each role. ``known`` memoises (role, path) → decoding across acquisitions sharing rasters."""
+    encoding = (settings or RunSettings()).encoding()
+    out: dict[str, Decoding] = {}
     for role, path in rasters.items():
+        key = (role, str(path))
+        if known is not None and key in known:
+            out[role] = known[key]
+            continue
         if not Path(path).is_file():
             raise InputError(f"{path}: {role} raster not found. Pass an existing GeoTIFF to --{role}.")
-        with open_raster(path) as src:
-            if src.crs is None:
-                raise InputError(f"{path}: {role} raster has no CRS. Assign one (gdal_edit.py -a_srs EPSG:32631 {path}).")
+        out[role] = inspect_raster(path, ROLE_QUANTITY[role], encoding)
+        if known is not None:
+            known[key] = out[role]
+    return out
 
 
 def observations_table(
-    engine: ZonalEngine, acq: Acquisition, settings: RunSettings, progress: Progress | None = None
+    engine: ZonalEngine, acq: Acquisition, settings: RunSettings, progress: Progress | None = None,
+    decodings: dict[str, Decoding] | None = None,
 ) -> pd.DataFrame:
     """Per-parcel inputs of one acquisition: σ⁰ averaged in linear units, θ, NDVI and slope means.
 
-    (``vv_db`` = 10·log10 of the linear mean is derived in SQL, ``sql/model_inputs.sql``.)"""
+    Each raster is decoded and checked as its quantity (``decodings``, else :func:`check_rasters`); what the
+    checks saw is in ``table.attrs["inputs"]`` (per role: valid pixels, out-of-range pixels masked, encoding).
+    An acquisition whose σ⁰ raster meets no parcel, or has no valid pixel on any parcel, is an InputError that
+    shows the extents: nothing useful, nothing committed. (``vv_db`` = 10·log10 of the linear mean is derived in
+    SQL, ``sql/model_inputs.sql``.)"""
     rasters = acq.rasters()
+    decodings = decodings if decodings is not None else check_rasters(rasters, settings)
     stats: dict[str, pd.DataFrame] = {}
     for i, (role, path) in enumerate(rasters.items()):
         if progress:
             progress(f"zonal {role}", i, len(rasters))
-        transform = "db_to_linear" if (role == "vv" and settings.vv_unit == "db") else None
-        stats[role] = engine.stats(Path(path), transform=transform)
+        stats[role] = engine.stats(Path(path), decoding=decodings[role])
+        if role == "vv":
+            _check_useful(engine, path, stats[role])
     vv = stats["vv"]
     obs = pd.DataFrame(
         {
@@ -122,6 +173,26 @@ def observations_table(
             "slope_deg": stats["slope"]["mean"].to_numpy() if "slope" in stats else np.nan,
         }
     )
+    obs.attrs["inputs"] = {role: table.attrs.get("values", {}) for role, table in stats.items()}
     if progress:
         progress("zonal", len(rasters), len(rasters))
     return obs
+
+
+def _check_useful(engine: ZonalEngine, path: Path, vv: pd.DataFrame) -> None:
+    """InputError when the σ⁰ raster gives no parcel a pixel (no overlap), or no valid pixel (all no data)."""
+    if float(vv["n_valid"].sum()) > 0:
+        return
+    grid = Grid.from_raster(path)
+    raster, parcels = format_bounds(grid.bounds), format_bounds(engine.parcels_bounds(grid.crs))
+    from pyproj import CRS
+
+    crs = CRS.from_wkt(grid.crs)
+    name = f"EPSG:{crs.to_epsg()}" if crs.to_epsg() else crs.name
+    if float(vv["n_pixels"].sum()) == 0:
+        raise InputError(f"{path}: no parcel overlaps the σ⁰ raster. In {name}, the raster covers {raster} and the "
+                         f"parcels {parcels}. Check the parcels' CRS (--parcels-crs) and that the rasters are of "
+                         "the same area.")
+    raise InputError(f"{path}: the σ⁰ raster has no valid pixel over any of the {len(vv)} parcels (all no data "
+                     f"there; raster {raster}, parcels {parcels} in {name}). Check the σ⁰ raster (gdalinfo -stats) "
+                     "or the area of the parcels.")

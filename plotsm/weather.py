@@ -29,7 +29,6 @@ import http.client
 import json
 import math
 import os
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -406,15 +405,11 @@ def _cache_file(cache_dir: Path, url: str, lat: float, lon: float, start: date, 
 
 
 def _write_atomic(path: Path, text: str) -> None:
+    from plotsm.atomic import atomic_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 # -------------------------------------------------------------------------------------------------------- the rule

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import threading
 import zipfile
 from collections import deque
@@ -71,66 +70,13 @@ from exactextract.raster import RasterSource
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
+from plotsm.atomic import atomic_path
 from plotsm.errors import InputError, UsageError
 from plotsm.parcels import to_crs
+from plotsm.raster import Decoding, Grid, ValueStats, open_raster
 
 Rule = Literal["center", "coverage"]
 Progress = Callable[[int, int], None]
-
-
-# --------------------------------------------------------------------------------------------------- grid
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A raster grid: CRS (WKT), affine transform and shape. Rasters on one grid share their labels."""
-
-    crs: str
-    transform: Affine
-    width: int
-    height: int
-
-    @classmethod
-    def from_raster(cls, path: str | os.PathLike[str]) -> Grid:
-        with open_raster(path) as src:
-            return cls.from_dataset(src, path)
-
-    @classmethod
-    def from_dataset(cls, src: Any, path: str | os.PathLike[str]) -> Grid:
-        if src.crs is None:
-            raise InputError(
-                f"{path}: raster has no CRS. Assign one, e.g. `gdal_edit.py -a_srs EPSG:32631 {Path(path).name}`."
-            )
-        return cls(crs=src.crs.to_wkt(), transform=src.transform, width=src.width, height=src.height)
-
-    @property
-    def n_pixels(self) -> int:
-        return self.width * self.height
-
-    def key(self) -> str:
-        """Stable hash of CRS, transform and shape (16 hex digits)."""
-        text = "|".join([self.crs, ",".join(repr(float(v)) for v in self.transform[:6]), f"{self.width}x{self.height}"])
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def is_gdal_virtual(path: str | os.PathLike[str]) -> bool:
-    """True for a GDAL virtual file system path (``/vsizip/{archive.zip}/member``, ``/vsicurl/…``): such a path
-    is not on disk, so only opening it tells whether it exists."""
-    return str(path).startswith("/vsi")
-
-
-@contextmanager
-def open_raster(path: str | os.PathLike[str]) -> Iterator[Any]:
-    """Open a raster with rasterio, turning a missing, unreadable or corrupt file into an InputError.
-    GDAL virtual paths (:func:`is_gdal_virtual`) are passed to GDAL as they are."""
-    if not is_gdal_virtual(path) and not Path(path).is_file():
-        raise InputError(f"{path}: raster not found. Pass an existing GeoTIFF.")
-    try:
-        src = rasterio.open(path)
-    except RasterioError as exc:
-        raise InputError(f"{path}: cannot read raster ({exc}). Check that it is a valid GeoTIFF (gdalinfo).") from exc
-    with src:
-        yield src
 
 
 # ------------------------------------------------------------------------------------------------- labels
@@ -314,13 +260,8 @@ class LabelCache:
     @contextmanager
     def _atomic(self, key: str) -> Iterator[Any]:
         self.dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{key}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                yield fh
-            os.replace(tmp, self.path(key))
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        with atomic_path(self.path(key)) as tmp, open(tmp, "wb") as fh:
+            yield fh
 
     def save_coverage_windows(self, key: str, windows: Iterable[CoverageWindow]) -> Iterator[CoverageWindow]:
         """Pass coverage windows on while writing them as members of an (uncompressed) ``.npz``."""
@@ -745,33 +686,51 @@ class ZonalEngine:
         *,
         band: int = 1,
         transform: Literal["linear", "db_to_linear"] | None = None,
+        decoding: Decoding | None = None,
         progress: Progress | None = None,
     ) -> pd.DataFrame:
         """One row per parcel, in parcels order: parcel_id, n_valid, n_pixels, valid_fraction, mean, std, min, max.
 
-        ``band``: 1-based band. ``transform``: ``"db_to_linear"`` averages a dB raster in linear power (see the
-        module docstring); None or ``"linear"`` leaves values as they are. ``progress(done, total)`` is called
-        after each window. Counts are int64 (centre rule) or float64 sums of coverage fractions (coverage rule);
-        statistics are float64, NaN where ``n_valid`` is 0. Raises InputError for a missing, unreadable or
-        corrupt raster, or one without a CRS.
+        ``band``: 1-based band. ``decoding``: how the raster's values become a quantity and the range they must
+        keep (:func:`plotsm.raster.inspect_raster`): pixels are decoded, out-of-range ones are no data, and the
+        raster is refused (InputError) when its values are not the quantity (:meth:`Decoding.check`); what the
+        check saw is in ``table.attrs["values"]``. Without ``decoding`` the values are taken as they are, with
+        ``transform="db_to_linear"`` converting dB to linear power (see the module docstring).
+        ``progress(done, total)`` is called after each window. Counts are int64 (centre rule) or float64 sums of
+        coverage fractions (coverage rule); statistics are float64, NaN where ``n_valid`` is 0. Raises InputError
+        for a missing, unreadable or corrupt raster, or one without a CRS.
         """
         if transform not in TRANSFORMS:
             raise UsageError(f"transform {transform!r}: expected one of {', '.join(map(str, TRANSFORMS))}.")
+        if decoding is not None and transform not in (None, "linear"):
+            raise UsageError("pass either decoding= or transform=, not both (a Decoding carries its unit).")
         with open_raster(raster_path) as src:
             if not 1 <= band <= src.count:
                 raise InputError(f"{raster_path}: band {band} requested, the raster has {src.count} band(s).")
             grid = Grid.from_dataset(src, raster_path)
             tile_rows = src.block_shapes[band - 1][0]
-            reader = _BlockReader(src, band, TRANSFORMS[transform], raster_path)
+            reader = _BlockReader(src, band, TRANSFORMS[transform], raster_path, decoding)
         rows = self._window_rows(tile_rows)
         plan = self._plan(grid, rows)
         moments = Moments(plan.n_pixels)
-        for done, results in enumerate(reader.reduce(plan.blocks, self.threads), start=1):
+        values = ValueStats()
+        for done, (results, block_values) in enumerate(reader.reduce(plan.blocks, self.threads), start=1):
             for labels, result in results:
                 moments.merge(labels, *result)
+            if block_values is not None:
+                values.merge(block_values)
             if progress is not None:
                 progress(done, len(plan.blocks))
-        return self._table(moments)
+        table = self._table(moments)
+        if decoding is not None:
+            decoding.with_path(raster_path).check(values)
+            table.attrs["values"] = {**values.summary(), "encoding": decoding.description}
+        return table
+
+    def parcels_bounds(self, crs: Any) -> tuple[float, float, float, float]:
+        """Bounds of the parcels with a geometry, in ``crs`` (for messages about rasters that miss them)."""
+        idx, geoms = _geometries(to_crs(self.parcels, crs))
+        return tuple(float(v) for v in shapely.total_bounds(geoms)) if len(idx) else (np.nan,) * 4  # type: ignore[return-value]
 
     def _table(self, moments: Moments) -> pd.DataFrame:
         columns: dict[str, Any] = {"parcel_id": self.parcel_ids}
@@ -790,8 +749,12 @@ class _BlockReader:
     block order, so the merged statistics do not depend on thread timing.
     """
 
-    def __init__(self, src: Any, band: int, fn: Callable[[np.ndarray], np.ndarray] | None, path: Any):
-        self.band, self.fn, self.path = band, fn, path
+    #: decoded values kept per block for the median of the value check (every n-th pixel, about this many)
+    SAMPLE_PER_BLOCK = 4096
+
+    def __init__(self, src: Any, band: int, fn: Callable[[np.ndarray], np.ndarray] | None, path: Any,
+                 decoding: Decoding | None = None):
+        self.band, self.fn, self.path, self.decoding = band, fn, path, decoding
         self.width = src.width
         self.nodata = src.nodatavals[band - 1]
         self.dtype = _work_dtype(src.dtypes[band - 1])
@@ -809,8 +772,9 @@ class _BlockReader:
             self._opened.append(src)
         return src
 
-    def read(self, block: _Block) -> np.ndarray:
-        """The block's pixels, flattened, as float with NaN where invalid, transformed."""
+    def read(self, block: _Block) -> tuple[np.ndarray, ValueStats | None]:
+        """The block's pixels, flattened, as float with NaN where invalid, decoded (or transformed), and the
+        block's value statistics when there is a decoding."""
         try:
             raw = self._dataset().read(self.band, window=Window(0, block.row0, self.width, block.rows))
         except RasterioError as exc:
@@ -818,18 +782,20 @@ class _BlockReader:
                 f"{self.path}: cannot read rows {block.row0}..{block.row0 + block.rows} ({exc}). "
                 "The file is corrupt or truncated: re-create it."
             ) from exc
+        if self.decoding is not None:
+            return self.decoding.decode(raw, sample_every=max(1, raw.size // self.SAMPLE_PER_BLOCK))
         x = raw.astype(self.dtype, copy=False).ravel()
         if self.nodata is not None and not np.isnan(self.nodata):
             np.copyto(x, np.nan, where=raw.ravel() == self.nodata)
-        return self.fn(x) if self.fn is not None else x
+        return (self.fn(x) if self.fn is not None else x), None
 
-    def _work(self, block: _Block) -> list[tuple[np.ndarray, tuple[np.ndarray, ...]]]:
+    def _work(self, block: _Block) -> tuple[list[tuple[np.ndarray, tuple[np.ndarray, ...]]], ValueStats | None]:
         if not block.has_parcels:  # no parcel in the window: nothing to read
-            return []
-        values = self.read(block)
-        return [(c.labels, _reduce_chunk(c, values)) for c in block.chunks if c.order.size]
+            return [], None
+        values, stats = self.read(block)
+        return [(c.labels, _reduce_chunk(c, values)) for c in block.chunks if c.order.size], stats
 
-    def reduce(self, blocks: list[_Block], threads: int) -> Iterator[list[tuple[np.ndarray, tuple[np.ndarray, ...]]]]:
+    def reduce(self, blocks: list[_Block], threads: int) -> Iterator[tuple[list[tuple[np.ndarray, tuple[np.ndarray, ...]]], ValueStats | None]]:
         pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="plotsm-zonal")
         try:
             todo = iter(blocks)

@@ -1,4 +1,4 @@
--- plotsm store schema, version 2: parcels, acquisitions, per-parcel observations and moisture, runs.
+-- plotsm store schema, version 3: parcels, acquisitions, per-parcel observations and moisture, runs.
 --
 -- Applied by plotsm.store.Store on every open; every statement is idempotent (IF NOT EXISTS, ON CONFLICT DO
 -- NOTHING). The schema version lives in meta('schema_version') and must equal plotsm.store.SCHEMA_VERSION;
@@ -11,15 +11,28 @@ CREATE TABLE IF NOT EXISTS meta (
     key   VARCHAR PRIMARY KEY,
     value VARCHAR NOT NULL
 );
-INSERT INTO meta VALUES ('schema_version', '2') ON CONFLICT DO NOTHING;
+INSERT INTO meta VALUES ('schema_version', '3') ON CONFLICT DO NOTHING;
 
--- One row per parcel of the current parcel set (Store.write_parcels replaces the whole set).
+-- One row per parcel of the current parcel set (Store.write_parcels; the rows it replaces go to parcels_retired).
 -- The CRS of geometry_wkb is meta('parcels_crs') as WKT2.
 CREATE TABLE IF NOT EXISTS parcels (
     parcel_id    VARCHAR PRIMARY KEY,          -- the user's id, as text
     attributes   JSON    NOT NULL,             -- the user's other columns, one JSON object per parcel
     area_m2      DOUBLE,                       -- equal-area (Lambert azimuthal equal-area around the parcels)
     geometry_wkb BLOB    NOT NULL              -- ISO WKB in the parcels' CRS; an empty polygon if none
+);
+
+-- The previous row of each parcel that a parcel-set update removed or gave a new geometry (v3): their moisture
+-- and observations stay, so their history stays queryable and exported. crs_wkt: the CRS of geometry_wkb.
+CREATE TABLE IF NOT EXISTS parcels_retired (
+    parcel_id    VARCHAR   NOT NULL,
+    retired_utc  TIMESTAMP NOT NULL,
+    reason       VARCHAR   NOT NULL CHECK (reason IN ('removed', 'geometry changed')),
+    attributes   JSON      NOT NULL,
+    area_m2      DOUBLE,
+    geometry_wkb BLOB      NOT NULL,
+    crs_wkt      VARCHAR   NOT NULL,
+    PRIMARY KEY (parcel_id, retired_utc)
 );
 
 -- One row per Sentinel-1 acquisition processed.
@@ -34,7 +47,8 @@ CREATE TABLE IF NOT EXISTS acquisitions (
     apriori         VARCHAR,                   -- a-priori moisture state: dry, wet, none
     network         VARCHAR,                   -- inversion network chosen for it
     fingerprint     VARCHAR,                   -- sha256 of inputs, settings, a-priori, parcels, network (v2)
-    apriori_reason  VARCHAR                    -- why that a-priori state (v2)
+    apriori_reason  VARCHAR,                   -- why that a-priori state (v2)
+    ndvi_gap_days   DOUBLE                     -- days between the acquisition and its NDVI's centre (v3)
 );
 
 -- Per-parcel zonal statistics of one acquisition (NULL where there was no valid pixel).

@@ -168,7 +168,7 @@ def test_undated_raster_error_gives_an_example_name(tmp_path: Path) -> None:
 
 def test_bad_tags_are_errors_not_fallbacks(tmp_path: Path) -> None:
     write_tif(tmp_path / "S1A_20240406T174912_A117_VV_sigma0.tif", DATETIME_UTC="yesterday")
-    write_tif(tmp_path / "S1A_20240406T174912_A117_VV_theta.tif", UNIT="radian")
+    write_tif(tmp_path / "S1A_20240406T174912_A117_VV_theta.tif", UNIT="grad")  # radians are decoded (tag UNIT=radian); grads are not
     write_tif(tmp_path / "S1A_20240418T174912_A117_VV_sigma0.tif", UNIT="DN")
     write_tif(tmp_path / "S1A_20240418T174912_A117_VV_theta.tif", RELATIVE_ORBIT="one")
 
@@ -177,7 +177,7 @@ def test_bad_tags_are_errors_not_fallbacks(tmp_path: Path) -> None:
 
     message = str(info.value)
     assert "tag DATETIME_UTC 'yesterday' is not an ISO 8601 time" in message
-    assert "incidence angle tagged UNIT=radian" in message
+    assert "incidence angle tagged UNIT=grad" in message
     assert "σ⁰ tagged UNIT=DN" in message
     assert "tag RELATIVE_ORBIT 'one' is not an integer" in message
 
@@ -346,14 +346,16 @@ def test_pair_by_calendar_month(tmp_path: Path) -> None:
 
     acqs = pair_acquisitions(scenes, NDVI, slope)
 
+    # gaps to the NDVI's centre (April's composite stands for 2024-04-16T00:00, June's for 2024-06-16T00:00, the
+    # single date for 2024-08-20T12:00): 14 d 23:59:59 → 15.0, 15 d, 18 d 7 h → 18.29 (days, 2 decimals)
     assert acqs == [
         Acquisition(utc(2024, 4, 30, 23, 59, 59), scenes[0].vv, scenes[0].theta, Path("ndvi_2024-04.tif"), slope,
-                    "S1A", "ascending", 117),
+                    "S1A", "ascending", 117, ndvi_gap_days=15.0),
         Acquisition(utc(2024, 6, 1), scenes[1].vv, scenes[1].theta, Path("ndvi_2024-06.tif"), slope,
-                    "S1A", "ascending", 117),
+                    "S1A", "ascending", 117, ndvi_gap_days=15.0),
         # no August composite: the single-date NDVI of August
         Acquisition(utc(2024, 8, 2, 5), scenes[2].vv, scenes[2].theta, Path("NDVI_T31UFQ_20240820.tif"), slope,
-                    "S1A", "ascending", 117),
+                    "S1A", "ascending", 117, ndvi_gap_days=18.29),
     ]
 
 
@@ -375,11 +377,23 @@ def test_pair_nearest() -> None:
     scenes = [scene(2024, 3, 1, 0, 0, 0), scene(2024, 5, 16, 12, 0, 0), scene(2024, 5, 16, 12, 0, 1),
               scene(2024, 7, 18, 18, 0, 0), scene(2024, 7, 18, 18, 0, 1)]
 
-    picked = [a.ndvi.name for a in pair_acquisitions(scenes, NDVI, None, "nearest")]
+    picked = [a.ndvi.name for a in pair_acquisitions(scenes, NDVI, None, "nearest", max_gap_days=60)]
 
     # exactly half-way is a tie: the earlier wins, as in plotsm.sources.composite.pair_ndvi
     assert picked == ["ndvi_2024-04.tif", "ndvi_2024-04.tif", "ndvi_2024-06.tif", "ndvi_2024-06.tif",
                       "NDVI_T31UFQ_20240820.tif"]
+
+
+def test_pair_nearest_has_a_maximum_gap() -> None:
+    """A December acquisition and NDVI of June: refused, with each gap (used to be paired silently). March 1 is
+    46 days before April's centre: beyond the default 45, within --max-gap-days 46."""
+    scenes = [scene(2024, 3, 1, 0, 0, 0), scene(2024, 4, 20, 0, 0, 0), scene(2024, 12, 20, 0, 0, 0)]
+    with pytest.raises(InputError, match=r"2 of 3 acquisitions have no NDVI within 45 days — 20240301T000000_S1A "
+                                         r"\(nearest ndvi_2024-04\.tif, 46 days\); 20241220T000000_S1A \(nearest "
+                                         r"NDVI_T31UFQ_20240820\.tif, 122 days\)\. .*--max-gap-days N"):
+        pair_acquisitions(scenes, NDVI, None, "nearest")
+    acqs = pair_acquisitions(scenes[:2], NDVI, None, "nearest", max_gap_days=46)
+    assert [(a.ndvi.name, a.ndvi_gap_days) for a in acqs] == [("ndvi_2024-04.tif", 46.0), ("ndvi_2024-04.tif", 4.0)]
 
 
 def test_pairing_checks(tmp_path: Path) -> None:

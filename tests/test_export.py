@@ -265,10 +265,31 @@ def test_export_replaces_an_existing_file(utm, tmp_path: Path):
 # --------------------------------------------------------------------------------------- parcel changes
 
 
-def test_moisture_of_parcels_no_longer_stored_is_left_out_with_a_warning(tmp_path: Path):
+def test_history_of_parcels_that_left_the_set_is_exported_with_their_last_geometry(tmp_path: Path):
+    """Replacing the parcel set by parcels 0–50 retires 51–100: their 100 moisture rows stay and are exported
+    with their last geometry and is_current false (they used to be left out of the export)."""
     gdf = build(tmp_path / "store")
     with Store(tmp_path / "store") as store:
         store.write_parcels(gdf[gdf["parcel_id"] <= 50])
+        out = export_moisture(store, tmp_path / "all.parquet")
+    back = gpd.read_parquet(out)
+    assert len(back) == 202
+    retired = back[~back["is_current"]]
+    assert sorted(retired["parcel_id"].astype(int).unique()) == list(range(51, 101))
+    assert len(retired) == 100 and retired["parcel_retired_utc"].notna().all()
+    geoms = gdf.set_index(gdf["parcel_id"].astype(str)).geometry
+    expected = gpd.GeoSeries(geoms.loc[retired["parcel_id"]].to_numpy(), index=retired.index, crs=gdf.crs)
+    assert retired.geometry.geom_equals_exact(expected, tolerance=0).all()
+    assert back.loc[back["is_current"], "parcel_retired_utc"].isna().all()
+
+
+def test_moisture_of_parcels_with_no_geometry_anywhere_is_left_out_with_a_warning(tmp_path: Path):
+    """Rows whose parcel is neither in the set nor retired (a store written before parcels were retired) cannot
+    be placed on a map: left out, with a warning that counts them."""
+    gdf = build(tmp_path / "store")
+    with Store(tmp_path / "store") as store:
+        store.write_parcels(gdf[gdf["parcel_id"] <= 50])
+        store.sql("DELETE FROM parcels_retired")
         with pytest.warns(DataWarning, match=r"100 moisture row\(s\) of 50 parcel\(s\) not in the stored parcel set"):
             out = export_moisture(store, tmp_path / "subset.parquet")
     assert len(gpd.read_parquet(out)) == 102

@@ -1,4 +1,5 @@
-"""plotsm.parcels: reading every format, the id rules, each input error, repairs, reprojection, inner buffer."""
+"""plotsm.parcels: reading every format, the id rules, each input error, repairs, reprojection, inner buffer,
+overlapping parcels."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import pandas as pd
 import pytest
 import shapely
 
-from plotsm.errors import GeometryWarning, InputError, UsageError
-from plotsm.parcels import Parcels, ParcelsReport, inner_buffer, read_parcels, to_crs
+import plotsm.parcels
+from plotsm.errors import GeometryWarning, InputError, ParcelsWarning, UsageError
+from plotsm.parcels import Parcels, ParcelsReport, inner_buffer, overlapping_parcels, read_parcels, to_crs
 
 DATA = Path(__file__).parent / "data"
 UTM = "EPSG:32631"
@@ -67,7 +69,55 @@ def test_id_named_field_preferred_over_other_unique_fields(tmp_path: Path) -> No
 
 def test_id_skips_fields_that_are_not_unique(tmp_path: Path) -> None:
     gdf = frame(crop_id=[1, 1, 2], code=["a", "b", "c"])
-    assert read_parcels(write(gdf, tmp_path / "p.geojson")).id_field == "code"
+    with pytest.warns(ParcelsWarning, match=r"p\.geojson: field 'crop_id' looks like the parcel id but has 1 duplicated"):
+        assert read_parcels(write(gdf, tmp_path / "p.geojson")).id_field == "code"
+
+
+def test_id_like_field_with_duplicates_is_not_abandoned_silently(tmp_path: Path) -> None:
+    gdf = frame(id=["A12", "B7", "A12", "C3"], crop=["wheat", "wheat", "maize", "maize"])
+    path = write(gdf, tmp_path / "parcels.gpkg")
+    expected = (
+        "parcels.gpkg: field 'id' looks like the parcel id but has 1 duplicated value(s) over 2 rows (e.g. 'A12'); "
+        "parcel ids come from the file's feature ids ('fid') instead. Make id unique or pass --id-field FIELD to choose."
+    )
+    with pytest.warns(ParcelsWarning) as caught:
+        parcels = read_parcels(path)
+    assert [str(w.message) for w in caught] == [expected]
+    assert parcels.id_field == "fid" and parcels.gdf["parcel_id"].tolist() == [1, 2, 3, 4]
+    assert parcels.report.id_skipped == [("id", "1 duplicated value(s) over 2 rows (e.g. 'A12')")]
+    assert parcels.report.messages == ["parcels.gpkg: parcel ids from field 'fid' (pass --id-field to choose another).",
+                                       expected]
+    asked = r"parcels\.gpkg: id field 'id' has 1 duplicated value\(s\) over 2 rows \(e\.g\. 'A12'\)\. Make the ids unique"
+    with pytest.raises(InputError, match=asked):
+        read_parcels(path, id_field="id")  # asked for: still an error
+
+
+def test_id_like_integer_field_with_nulls_is_reported(tmp_path: Path) -> None:
+    path = write(frame(ID_PARCEL=[1.0, None, 3.0]), tmp_path / "p.geojson")  # integers with a null: read as floats
+    with pytest.warns(ParcelsWarning, match=(
+        r"^p\.geojson: field 'ID_PARCEL' looks like the parcel id but has 1 null value\(s\) \(e\.g\. row 1\); parcel ids "
+        r"come from numbers 1\.\.3 generated in file order instead\. Make ID_PARCEL unique and non-null or pass --id-field"
+    )):
+        parcels = read_parcels(path)
+    assert parcels.report.id_generated and parcels.report.id_skipped == [("ID_PARCEL", "1 null value(s) (e.g. row 1)")]
+    assert parcels.gdf["parcel_id"].tolist() == [1, 2, 3]
+
+
+def test_several_id_like_fields_skipped_are_named_in_one_warning(tmp_path: Path) -> None:
+    gdf = frame(id=[1, 1, 2], crop_id=[5, 5, 5], code=["a", "b", "c"])
+    with pytest.warns(ParcelsWarning, match=(
+        r"fields 'id' \(1 duplicated value\(s\) over 2 rows \(e\.g\. 1\)\), 'crop_id' \(1 duplicated value\(s\) over "
+        r"3 rows \(e\.g\. 5\)\) look like the parcel id but none is a unique key; parcel ids come from field 'code' "
+        r"instead\. Make one of them unique or pass --id-field FIELD to choose\.$"
+    )):
+        parcels = read_parcels(write(gdf, tmp_path / "p.gpkg"))
+    assert [name for name, _ in parcels.report.id_skipped] == ["id", "crop_id"]
+
+
+def test_id_like_field_of_integral_floats_is_used(tmp_path: Path) -> None:
+    parcels = read_parcels(write(frame(ID_PARCEL=[3.0, 1.0, 2.0], code=["a", "b", "c"]), tmp_path / "p.geojson"))
+    assert parcels.id_field == "ID_PARCEL" and parcels.report.id_skipped == []
+    assert parcels.gdf["parcel_id"].tolist() == [3, 1, 2] and parcels.gdf["parcel_id"].dtype == np.int64
 
 
 def test_ids_generated_when_no_field_qualifies(tmp_path: Path) -> None:
@@ -221,7 +271,8 @@ def test_layer_choice(tmp_path: Path) -> None:
 
 def test_existing_parcel_id_field_that_is_not_the_id_is_renamed(tmp_path: Path) -> None:
     gdf = frame(parcel_id=[1, 1, 2], code=["a", "b", "c"])
-    parcels = read_parcels(write(gdf, tmp_path / "p.geojson"))
+    with pytest.warns(ParcelsWarning, match=r"field 'parcel_id' looks like the parcel id .* come from field 'code'"):
+        parcels = read_parcels(write(gdf, tmp_path / "p.geojson"))
     assert parcels.id_field == "code" and parcels.gdf["parcel_id_orig"].tolist() == [1, 1, 2]
 
 
@@ -236,7 +287,7 @@ def test_real_rpg_parcels() -> None:
 
 def test_real_benin_segments() -> None:
     parcels = read_parcels(DATA / "zonal_benin_segments.gpkg")
-    assert parcels.id_field == "label" and len(parcels) == 295
+    assert parcels.id_field == "label" and len(parcels) == 295 and parcels.report.id_skipped == []
     assert parcels.gdf["parcel_id"].dtype == np.int64 and parcels.crs.to_epsg() == 32631
 
 
@@ -270,3 +321,97 @@ def test_inner_buffer_of_geographic_parcels_is_done_in_utm() -> None:
     out = inner_buffer(gdf.to_crs("EPSG:4326"), 10)
     assert out.crs.to_epsg() == 4326
     assert out.to_crs(UTM).geometry.iloc[0].area == pytest.approx(6400.0, rel=1e-3)
+
+
+# ------------------------------------------------------------------------------------------------ overlaps
+
+
+def box(x: float, y: float, size: float) -> shapely.Polygon:
+    """A square of ``size`` m whose lower-left corner is (X0 + x, Y0 + y)."""
+    return shapely.box(X0 + x, Y0 + y, X0 + x + size, Y0 + y + size)
+
+
+def layer(*geoms: shapely.Geometry | None, ids: list | None = None, crs: str = UTM) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame({"parcel_id": ids or list(range(1, len(geoms) + 1))}, geometry=list(geoms), crs=crs)
+
+
+def test_overlap_of_two_squares_is_25_m2() -> None:
+    report = overlapping_parcels(layer(box(0, 0, 10), box(5, 5, 10)))  # they share [5, 10] × [5, 10]
+    assert (report.n_pairs, report.n_parcels, report.area_m2) == (1, 2, 25.0)
+    assert report.examples == [(1, 2, 25.0)] and report
+
+
+def test_touching_squares_do_not_overlap() -> None:
+    # side by side, corner to corner, and a square whose edge is part of a longer edge: all share boundary only
+    gdf = layer(box(0, 0, 10), box(10, 0, 10), box(20, 10, 10), box(0, 10, 5), None, shapely.Polygon())
+    i, j = shapely.STRtree(gdf.geometry.to_numpy()).query(gdf.geometry.to_numpy(), predicate="intersects")
+    assert sorted(zip(i[i < j].tolist(), j[i < j].tolist())) == [(0, 1), (0, 3), (1, 2)]  # they do intersect
+    report = overlapping_parcels(gdf)
+    assert (report.n_pairs, report.n_parcels, report.area_m2, report.examples) == (0, 0, 0.0, [])
+    assert not report and report.message("p.gpkg") == "p.gpkg: no parcels overlap (by more than 1.0 m²)."
+
+
+def test_identical_duplicate_found_with_its_full_area() -> None:
+    report = overlapping_parcels(layer(*squares(3), squares(3)[1], ids=["A", "B", "C", "B2"]))
+    assert (report.n_pairs, report.n_parcels, report.area_m2) == (1, 2, 10_000.0)
+    assert report.examples == [("B", "B2", 10_000.0)]
+
+
+def test_overlap_under_the_threshold_is_not_reported() -> None:
+    gdf = layer(box(0, 0, 10), box(9.95, 0, 10))  # a 0.05 m × 10 m sliver: 0.5 m²
+    assert overlapping_parcels(gdf, min_overlap_m2=1.0).n_pairs == 0
+    report = overlapping_parcels(gdf, min_overlap_m2=0.4)
+    assert report.n_pairs == 1 and report.area_m2 == pytest.approx(0.5, abs=1e-6)
+
+
+def test_overlap_of_geographic_parcels_is_measured_in_m2() -> None:
+    # 100 m squares shifted by 50 m: 5,000 m² in UTM; in degrees it would be ~5e-7 and fall under 1 m²
+    lonlat = layer(box(0, 0, 100), box(50, 0, 100)).to_crs("EPSG:4326")
+    report = overlapping_parcels(lonlat)
+    assert report.n_pairs == 1 and report.area_m2 == pytest.approx(5_000.0, rel=1e-6)
+
+
+def test_overlap_examples_largest_first_at_most_five_and_the_message() -> None:
+    # squares of side 1..8 m, each duplicated: the 1 m² pair is not *more* than 1 m², the others are 4..64 m²
+    geoms = [box(20 * k, 0, k) for k in range(1, 9)]
+    ids = [f"p{k}" for k in range(1, 9)] + [f"q{k}" for k in range(1, 9)]
+    report = overlapping_parcels(layer(*geoms, *geoms, ids=ids))
+    assert (report.n_pairs, report.n_parcels, report.area_m2) == (7, 14, 4 + 9 + 16 + 25 + 36 + 49 + 64)
+    assert report.examples == [("p8", "q8", 64.0), ("p7", "q7", 49.0), ("p6", "q6", 36.0), ("p5", "q5", 25.0),
+                               ("p4", "q4", 16.0)]
+    assert report.message("p.gpkg") == (
+        "p.gpkg: 14 parcels overlap another (7 pairs, 203 m² in all; e.g. 'p8' and 'q8' share 64 m²): under --rule "
+        "center each pixel goes to one parcel, the later one in the file, so the other loses it. Fix the geometries "
+        "or pass --rule coverage."
+    )
+
+
+def test_overlaps_do_not_depend_on_the_block_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    # one square over four: it overlaps each of them by 25 m²; the four only touch each other
+    gdf = layer(box(0, 0, 10), box(10, 0, 10), box(0, 10, 10), box(10, 10, 10), box(5, 5, 10), ids=[7, 3, 9, 1, 5])
+    for block in (1, 2, 3, 50_000):
+        monkeypatch.setattr(plotsm.parcels, "OVERLAP_BLOCK", block)
+        report = overlapping_parcels(gdf)
+        assert (report.n_pairs, report.n_parcels, report.area_m2) == (4, 5, 100.0)
+        assert report.examples == [(7, 5, 25.0), (3, 5, 25.0), (9, 5, 25.0), (1, 5, 25.0)]  # ties in file order
+
+
+def test_overlaps_of_parcels_read_and_index_ids() -> None:
+    gdf = gpd.GeoDataFrame(geometry=[box(0, 0, 10), box(5, 5, 10)], index=[10, 20], crs=UTM)
+    assert overlapping_parcels(gdf).examples == [(10, 20, 25.0)]  # no parcel_id column: the index
+    parcels = Parcels(layer(box(0, 0, 10), box(5, 5, 10)), "code", UTM, ParcelsReport(n_read=2))
+    assert overlapping_parcels(parcels).examples == [(1, 2, 25.0)]
+    with pytest.raises(InputError, match=r"parcels have no CRS: cannot measure overlaps in m²\. Pass --parcels-crs"):
+        overlapping_parcels(gpd.GeoDataFrame(geometry=[box(0, 0, 10)]))
+
+
+def test_real_benin_segments_do_not_overlap() -> None:
+    parcels = read_parcels(DATA / "zonal_benin_segments.gpkg")
+    geoms = parcels.gdf.geometry.to_numpy()
+    i, j = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    assert int((i < j).sum()) == 982  # neighbours that touch: none of them is an overlap
+    assert overlapping_parcels(parcels, min_overlap_m2=0.0).n_pairs == 0
+    first = parcels.gdf.iloc[[0]]  # segment 142: 194 pixels of 10 m × 10 m
+    assert first["nbPixels"].item() == 194
+    report = overlapping_parcels(pd.concat([parcels.gdf, first.assign(parcel_id=-142)], ignore_index=True))
+    assert (report.n_pairs, report.n_parcels, report.examples) == (1, 2, [(142, -142, 19_400.0)])

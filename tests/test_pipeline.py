@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -169,7 +170,10 @@ def test_sql_and_export_commands(demo, tmp_path):
     assert res.returncode == 0 and len(gpd.read_file(tmp_path / "m.gpkg")) == 4 * s.n_parcels
 
 
-def test_all_nan_sigma0_gives_no_data_and_a_warning(scene, tmp_path):
+def test_all_nan_sigma0_is_refused_and_nothing_committed(scene, tmp_path):
+    """Nothing useful, nothing committed: a σ⁰ raster without a valid pixel over any parcel is an input error
+    (exit 4) that shows the raster's and the parcels' extents; no acquisition is stored (it used to be committed
+    with every parcel no_data, exit 0)."""
     src_path = Path(scene.acquisitions[0]["vv"])
     nan_path = tmp_path / "all_nan.tif"
     with rasterio.open(src_path) as src:
@@ -181,7 +185,9 @@ def test_all_nan_sigma0_gives_no_data_and_a_warning(scene, tmp_path):
     args[args.index("--vv") + 1] = nan_path
     args.remove("-q")
     res = cli(*args)
-    assert res.returncode == 0, res.stderr
-    assert "no parcel has a valid σ⁰ pixel" in res.stderr
-    assert count(out, "SELECT count(*) FROM moisture WHERE status = 'no_data'") == scene.n_parcels
-    assert count(out, "SELECT count(mv_pct) FROM moisture") == 0
+    assert res.returncode == 4, res.stderr
+    assert re.search(r"all_nan\.tif: the σ⁰ raster has no valid pixel over any of the 2195 parcels .*raster x "
+                     r"[\d,]+–[\d,]+, y [\d,]+–[\d,]+, parcels x [\d,]+–[\d,]+, y [\d,]+–[\d,]+ in EPSG:32631",
+                     " ".join(res.stderr.split())), res.stderr
+    assert count(out, "SELECT count(*) FROM acquisitions") == 0
+    assert count(out, "SELECT count(*) FROM moisture") == 0

@@ -15,9 +15,13 @@
 from __future__ import annotations
 
 import gzip
+import os
+import re
 import shutil
+import struct
 import subprocess
 import sys
+import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -32,12 +36,13 @@ from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.warp import reproject
 
+from plotsm.cli import main
 from plotsm.errors import DataWarning, InputError
 from plotsm.sources.s1 import noise_lut, read_calibration, read_noise, sigma_nought_lut
 from plotsm.sources.s1.geocode import (EllipsoidIncidence, GcpGeocoder, TerrainGeocoder,
                                        aligned_grid, utm_crs)
 from plotsm.sources.s1.grd import calibrate_grd, output_stem, sample_power
-from plotsm.sources.s1.product import open_grd_product
+from plotsm.sources.s1.product import open_grd_product, remove_stale_extractions
 from plotsm.zonal import Grid
 
 DATA = Path(__file__).parent / "data"
@@ -63,7 +68,9 @@ def dn_of(line: np.ndarray, pixel: np.ndarray) -> np.ndarray:
     return np.where((line >= ZERO_LINES[0]) & (line < ZERO_LINES[1]), 0, dn)
 
 
-def build_safe(root: Path, measurement: bool = True) -> Path:
+def build_safe(root: Path, measurement: bool = True, compress: str | None = "deflate") -> Path:
+    """The SAFE folder; its measurement is tiled and sparse, deflate-compressed unless ``compress`` is None (real
+    GRD measurements are uncompressed: 6 MB here, the synthetic window's tiles)."""
     safe = root / f"{NAME}.SAFE"
     (safe / "annotation" / "calibration").mkdir(parents=True)
     (safe / "manifest.safe").write_bytes(gzip.decompress((DATA / "s1_sarsen_manifest.safe.gz").read_bytes()))
@@ -77,7 +84,7 @@ def build_safe(root: Path, measurement: bool = True) -> Path:
         cols = np.arange(*PIXELS)[None, :]
         with rasterio.open(safe / "measurement" / f"{STEM}.tiff", "w", driver="GTiff", width=N_SAMPLES,
                            height=N_LINES, count=1, dtype="uint16", tiled=True, blockxsize=512, blockysize=512,
-                           compress="deflate", sparse_ok=True) as dst:  # unwritten tiles read as DN 0
+                           compress=compress, sparse_ok=True) as dst:  # unwritten tiles read as DN 0
             dst.write(dn_of(rows, cols).astype(np.uint16), 1,
                       window=rasterio.windows.Window(PIXELS[0], LINES[0], PIXELS[1] - PIXELS[0], LINES[1] - LINES[0]))
     return safe
@@ -88,6 +95,14 @@ def safe(tmp_path_factory) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         return build_safe(tmp_path_factory.mktemp("s1"))
+
+
+@pytest.fixture(scope="module")
+def raw_safe(tmp_path_factory) -> Path:
+    """The SAFE folder with an uncompressed measurement, as real GRD products have."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        return build_safe(tmp_path_factory.mktemp("s1raw"), compress=None)
 
 
 @pytest.fixture(scope="module")
@@ -331,7 +346,88 @@ def test_cli_truncated_zip_exits_4_and_writes_nothing(safe, tmp_path):
     res = cli("s1", "calibrate", archive, "--dem", DEM, "--out", out)
     assert res.returncode == 4, res.stderr
     assert "truncated or corrupt" in res.stderr and archive.name in res.stderr
-    assert not any(out.iterdir())
+    assert not out.exists()  # the output folder is created only once the product is read and verified
+
+
+def _zip_safe(safe: Path, archive: Path, compression: int) -> Path:
+    with zipfile.ZipFile(archive, "w", compression) as zf:
+        for f in sorted(safe.rglob("*")):
+            if f.is_file():
+                zf.write(f, f"{NAME}.SAFE/{f.relative_to(safe).as_posix()}")
+    return archive
+
+
+def _corrupt(archive: Path, suffix: str) -> str:
+    """Flip the bits of the middle byte of the data of the member ending in ``suffix``; return its name. The data
+    start is read from the member's local header in the file, so headers and central directory stay intact."""
+    with zipfile.ZipFile(archive) as zf:
+        (info,) = [i for i in zf.infolist() if i.filename.endswith(suffix)]
+    raw = bytearray(archive.read_bytes())
+    local = raw[info.header_offset: info.header_offset + 30]
+    assert local[:4] == b"PK\x03\x04"
+    name_len, extra_len = struct.unpack("<HH", local[26:30])
+    raw[info.header_offset + 30 + name_len + extra_len + info.compress_size // 2] ^= 0xFF
+    archive.write_bytes(raw)
+    return info.filename
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has run and been reaped."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED], ids=["stored", "deflated"])
+@pytest.mark.parametrize("suffix", [f"measurement/{STEM}.tiff", f"annotation/{STEM}.xml"],
+                         ids=["measurement", "annotation"])
+def test_cli_corrupted_member_exits_4_and_writes_nothing(raw_safe, tmp_path, monkeypatch, capsys, suffix,
+                                                         compression):
+    """One flipped byte in the measurement or in the annotation (extracted): exit 4 naming archive!member; no σ⁰
+    or θ file, no temporary folder left, and the stale extraction folder of a dead run removed on the way. The
+    measurement is uncompressed, as in real products: GDAL's /vsizip/, which checks no CRC, would read the byte
+    as a wrong DN and write a σ⁰ with exit 0."""
+    temp = tmp_path / "tmp"
+    (temp / f"plotsm-s1-{_dead_pid()}-x1y2z3" / f"{NAME}.SAFE").mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    archive = _zip_safe(raw_safe, tmp_path / f"{NAME}.zip", compression)
+    member = _corrupt(archive, suffix)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as info:
+        main(["s1", "calibrate", str(archive), "--dem", str(DEM), "--geoid-offset", str(GEOID), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert info.value.code == 4, err
+    assert re.search(rf"error: \S+\.zip!{re.escape(member)}: (CRC-32 mismatch|undecodable compressed data|truncated)"
+                     r".*re-download it \(compare its size or checksum", err), err
+    assert not out.exists()  # --out is created only once the product is read and verified
+    assert os.listdir(temp) == []
+
+
+def test_zip_extraction_folder_carries_the_pid(safe, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    archive = _zip_safe(safe, tmp_path / f"{NAME}.zip", zipfile.ZIP_STORED)
+    with open_grd_product(archive) as product:
+        assert product.safe_dir.parent.parent == tmp_path / "tmp"
+        assert product.safe_dir.parent.name.startswith(f"plotsm-s1-{os.getpid()}-")
+        assert product.measurement is not None and product.measurement.endswith(f"measurement/{STEM}.tiff")
+    assert os.listdir(tmp_path / "tmp") == []
+
+
+def test_stale_extractions_of_dead_processes_are_removed(tmp_path):
+    """Dead pid: removed. Kept: this process, pid 1 (alive; another user's process when not root, which
+    os.kill reports as PermissionError), names without a pid (older plotsm), files, and other prefixes."""
+    dead = tmp_path / f"plotsm-s1-{_dead_pid()}-abc123"
+    kept = [tmp_path / f"plotsm-s1-{os.getpid()}-def456", tmp_path / "plotsm-s1-1-ghi789",
+            tmp_path / "plotsm-s1-k2l3m4n5", tmp_path / "plotsm-s2-99999999-x"]
+    for folder in (dead, *kept):
+        (folder / "annotation").mkdir(parents=True)
+        (folder / "annotation" / "a.xml").write_text("<a/>", encoding="utf-8")
+    (tmp_path / "plotsm-s1-999999999-file").write_text("", encoding="utf-8")
+    assert remove_stale_extractions(tmp_path) == [dead]
+    assert not dead.exists() and all(folder.is_dir() for folder in kept)
+    assert (tmp_path / "plotsm-s1-999999999-file").is_file()
+    assert remove_stale_extractions(tmp_path / "missing") == []
 
 
 def test_cli_missing_measurement_and_crsless_dem_exit_4(tmp_path):
@@ -398,3 +494,87 @@ def test_ground_range_equals_xarray_sentinel(safe):
         times = p.first_line_time + (seconds * 1e9).astype("timedelta64[ns]")
         ref = slant_range_time_to_ground_range(xr.DataArray(times, dims="i"), xr.DataArray(srt, dims="i"), conversion)
     np.testing.assert_allclose(geo.ground_range(seconds, srt), ref.values, rtol=0, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------- DEM without nodata tag
+
+
+def _voided_dem(path: Path) -> Path:
+    """The Rome SRTM DEM without its nodata tag and with a 40×40 px void of zeros (rows and columns 160–199:
+    12.4944–12.5056 E, 41.9944–42.0056 N), as SRTM crops exported with 0 in the voids look."""
+    with rasterio.open(DEM) as src:
+        profile, z = src.profile, src.read(1)
+    z[160:200, 160:200] = 0
+    profile.update(nodata=None)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(z, 1)
+    return path
+
+
+def _void_grid() -> Grid:
+    """A 10 m UTM 33N grid of 200×200 px centred on the void (12.5 E, 42.0 N)."""
+    x, y = Transformer.from_crs(4326, 32633, always_xy=True).transform(12.5, 42.0)
+    return Grid(crs="EPSG:32633", transform=Affine(10, 0, round(x) - 1000, 0, -10, round(y) + 1000), width=200,
+                height=200)
+
+
+def test_terrain_geocoder_dem_voids(safe, tmp_path):
+    """Zeros in a DEM without nodata tag: warned (1,600 of 129,600 px = 1.2 %); with dem_nodata=0 the map
+    pixels over them have no height and no image position, never a 0 m height."""
+    voided = _voided_dem(tmp_path / "voided.tif")
+    with rasterio.open(DEM) as src:
+        lowest = float(src.read(1).min()) + GEOID  # lowest real height of the DEM (5 m) + the geoid offset
+    grid = _void_grid()
+    with open_grd_product(safe) as p:
+        with pytest.warns(DataWarning, match=r"voided\.tif: no nodata tag, and 1\.2 % of the pixels \(1,600 of "
+                                             r"129,600\) are exactly 0, .*at 0 m.* Pass --dem-nodata 0"):
+            as_heights = TerrainGeocoder(p, voided, geoid_offset_m=GEOID)
+        masked = TerrainGeocoder(p, voided, geoid_offset_m=GEOID, dem_nodata=0)
+        reference = TerrainGeocoder(p, DEM, geoid_offset_m=GEOID)
+        h0, h1, ref = as_heights.heights(grid), masked.heights(grid), reference.heights(grid)
+        pos0, pos1, pos_ref = as_heights.positions(grid), masked.positions(grid), reference.positions(grid)
+    # the void spans ±460 m east-west and ±617 m north-south of the centre: no data over its core
+    assert h0[100, 100] == GEOID  # as before: a 0 m height
+    assert np.isnan(h1[50:150, 65:135]).all() and np.isfinite(ref).all()
+    assert np.nanmin(h1) >= lowest - 1e-9 and h0.min() == GEOID  # no 0 m height leaks into the interpolation
+    far = ~maximum_filter_3(np.isnan(h1), 7)  # 30 m beyond the void's influence: the DEM itself
+    np.testing.assert_allclose(h1[far], ref[far], rtol=0, atol=1e-9)
+    assert far.sum() > 25_000
+    # image positions: none over the void, the reference's elsewhere (within 0.02 px = 0.2 m: positions() seeds
+    # its Newton iterations on a 16-px lattice where no-data heights stand in as 0 m, which shifts the converged
+    # positions of some pixels near the void by up to 0.012 px)
+    np.testing.assert_array_equal(np.isnan(pos1.lines), np.isnan(h1))
+    np.testing.assert_allclose(pos1.lines[far], pos_ref.lines[far], atol=0.02)
+    np.testing.assert_allclose(pos1.pixels[far], pos_ref.pixels[far], atol=0.02)
+    assert np.isfinite(pos0.lines).all()  # without the option the void is geocoded at 0 m
+
+
+def maximum_filter_3(mask: np.ndarray, size: int) -> np.ndarray:
+    from scipy.ndimage import maximum_filter
+
+    return maximum_filter(mask, size=size, mode="nearest")
+
+
+def test_cli_s1_calibrate_dem_nodata(safe, tmp_path):
+    voided = _voided_dem(tmp_path / "voided.tif")
+    grid = _void_grid()
+    target = tmp_path / "grid.tif"
+    with rasterio.open(target, "w", driver="GTiff", width=grid.width, height=grid.height, count=1, dtype="uint8",
+                       crs=grid.crs, transform=grid.transform) as dst:
+        dst.write(np.zeros((1, grid.height, grid.width), dtype=np.uint8))
+    res = cli("s1", "calibrate", safe, "--dem", voided, "--dem-nodata", "0", "--geoid-offset", GEOID,
+              "--grid", target, "--out", tmp_path / "set")
+    assert res.returncode == 0, res.stderr
+    assert "no nodata tag" not in res.stderr
+    with rasterio.open(next((tmp_path / "set").glob("*_sigma0.tif"))) as src:
+        sigma0, tags = src.read(1), src.tags()
+    assert np.isnan(sigma0[50:150, 65:135]).all() and np.isfinite(sigma0[:20, :20]).any()
+    assert (tags["DEM_NODATA"], tags["DEM_NODATA_FROM"]) == ("0", "--dem-nodata")
+    res = cli("s1", "calibrate", safe, "--dem", voided, "--geoid-offset", GEOID, "--grid", target,
+              "--out", tmp_path / "warned")
+    assert res.returncode == 0, res.stderr
+    stderr = " ".join(res.stderr.split())  # one "warning:" line each, wrapped by the console
+    assert "warning: " in stderr and "1.2 % of the pixels (1,600 of 129,600) are exactly 0" in stderr
+    assert "warnings.warn" not in stderr and ".py:" not in stderr  # no Python source line
+    res = cli("s1", "calibrate", safe, "--dem-nodata", "0", "--out", tmp_path / "nodem")
+    assert res.returncode == 2 and "--dem-nodata applies to the heights of --dem" in res.stderr

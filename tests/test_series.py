@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -42,15 +43,22 @@ def scene(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def catalog(scene, tmp_path_factory) -> Path:
-    """s1/: one σ⁰ + θ pair per date named as `plotsm s1 calibrate` names them (hard links to the demo
-    rasters, cycling through its 4 acquisitions); ndvi/: ndvi_2024-04.tif and ndvi_2024-05.tif."""
+    """s1/: one σ⁰ + θ pair per date named as `plotsm s1 calibrate` names them (copies of the demo rasters,
+    cycling through its 4 acquisitions, each σ⁰ tagged with its own time as `s1 calibrate` tags them: one
+    acquisition, one σ⁰ file); ndvi/: ndvi_2024-04.tif and ndvi_2024-05.tif."""
+    import rasterio
+
     root = tmp_path_factory.mktemp("catalog")
     (root / "s1").mkdir()
     (root / "ndvi").mkdir()
     for k, when in enumerate(DATES):
         a = scene.acquisitions[k % len(scene.acquisitions)]
         stem = f"S1A_{when.replace('-', '').replace(':', '')}_A059_VV"
-        os.link(a["vv"], root / "s1" / f"{stem}_sigma0.tif")
+        with rasterio.open(a["vv"]) as src:
+            data, profile = src.read(), src.profile
+        with rasterio.open(root / "s1" / f"{stem}_sigma0.tif", "w", **profile) as dst:
+            dst.update_tags(ACQUISITION_START=f"{when}Z")  # before the pixels: the header stays at the start
+            dst.write(data)
         os.link(a["theta"], root / "s1" / f"{stem}_theta.tif")
     ndvi = {Path(str(a["ndvi"])).name: Path(str(a["ndvi"])) for a in scene.acquisitions}
     shutil.copy(ndvi["ndvi_202404.tif"], root / "ndvi" / "ndvi_2024-04.tif")
@@ -311,3 +319,173 @@ def test_apriori_auto_from_open_meteo_replayed_on_loopback(scene, catalog, tmp_p
                            "--weather-url", url))
     assert res.returncode == 0, res.stderr
     assert res.stdout.count(" skipped: ") == len(DATES)
+
+
+# ----------------------------------------------------------------------------------- processes and signals
+
+
+def _children(pid: int) -> set[int]:
+    """Direct children of ``pid`` (from /proc)."""
+    found = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found |= {int(c) for c in (task / "children").read_text().split()}
+        except OSError:
+            pass
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper counts as gone: it holds no memory)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+def test_workers_die_with_a_killed_parent(scene, catalog, tmp_path):
+    """--workers 2 then SIGKILL of the plotsm process: its workers (and multiprocessing's resource tracker) end
+    within seconds instead of staying alive for good (~370 MB each)."""
+    import time
+
+    proc = subprocess.Popen([*PLOTSM, *map(str, series_args(scene, catalog, tmp_path / "out", "--workers", "2"))],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    children: set[int] = set()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(children) < 2:  # the two workers (+ the resource tracker)
+        children |= _children(proc.pid)
+        time.sleep(0.2)
+    assert len(children) >= 2, "the workers never started"
+    time.sleep(2)  # let them load the parcels and start working
+    children |= _children(proc.pid)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(_alive(c) for c in children):
+        time.sleep(0.2)
+    assert not [c for c in children if _alive(c)], "worker processes outlived their parent"
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_series_like_ctrl_c_and_says_how_to_resume(scene, catalog, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*PLOTSM, *map(str, series_args(scene, catalog, out, "--workers", "1"))],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    for line in proc.stdout:
+        if " committed: " in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    _, err = proc.communicate(timeout=120)
+    err = " ".join(err.split())
+    assert proc.returncode == 130, err
+    found = re.search(r"interrupted: (\d+) of 10 acquisition\(s\) committed by this run, (\d+) stored in \S+ "
+                      r"Each acquisition is committed whole or not at all: run the same command again to resume", err)
+    assert found, err
+    assert int(found[1]) == int(found[2]) >= 1
+    assert len(tables(out)["acquisitions"]) == int(found[2])
+    assert "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------------------ parcel sets
+
+
+def test_another_parcel_set_is_refused_unless_told_how_and_history_is_kept(scene, catalog, serial, tmp_path):
+    """A run with another parcel set into a store: exit 4 saying what differs, nothing written; with
+    --parcels-update replace, the removed parcels' history stays queryable and exported; add keeps them."""
+    out = tmp_path / "out"
+    shutil.copytree(serial, out)
+    gdf = gpd.read_file(scene.parcels)
+    fewer = tmp_path / "fewer.gpkg"
+    gdf.iloc[100:].to_file(fewer)  # 100 parcels removed
+    before = tables(out)
+    res = cli("run", "--parcels", fewer, "--id-field", "parcel_code", "--s1", catalog / "s1", "--ndvi",
+              catalog / "ndvi", "--slope", scene.slope, "--out", out)
+    assert res.returncode == 4
+    err = " ".join(res.stderr.split())
+    removed = sorted(gdf["parcel_code"].iloc[:100].astype(str))
+    assert f"the parcels differ from the {scene.n_parcels} parcels stored in {out / 'plotsm.duckdb'}: 100 removed " \
+           f"(e.g. {', '.join(removed[:3])}). Say how to proceed: --parcels-update add" in err
+    for name, table in tables(out).items():
+        pd.testing.assert_frame_equal(table, before[name])
+    res = cli("run", "--parcels", fewer, "--id-field", "parcel_code", "--s1", catalog / "s1", "--ndvi",
+              catalog / "ndvi", "--slope", scene.slope, "--out", out, "--parcels-update", "replace")
+    assert res.returncode == 0, res.stderr
+    con = duckdb.connect(str(out / "plotsm.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM parcels").fetchone()[0] == scene.n_parcels - 100
+        assert con.execute("SELECT count(*), min(reason), max(reason) FROM parcels_retired").fetchone() == (
+            100, "removed", "removed")
+        kept = con.execute("SELECT count(*) FROM moisture WHERE parcel_id = ?", [removed[0]]).fetchone()[0]
+    finally:
+        con.close()
+    assert kept == len(DATES)  # every acquisition was recomputed (new parcel set) and the removed parcel kept its rows
+    res = cli("sql", "history", "--out", out, "--param", f"parcel_id={removed[0]}", "--format", "csv")
+    assert res.returncode == 0 and res.stdout.count("\n") == len(DATES) + 1
+    res = cli("export", "--out", out, "--to", tmp_path / "all.parquet")
+    assert res.returncode == 0, res.stderr
+    exported = gpd.read_parquet(tmp_path / "all.parquet")
+    assert set(exported.loc[~exported["is_current"], "parcel_id"]) == set(removed)
+    res = cli("run", "--parcels", scene.parcels, "--id-field", "parcel_code", "--s1", catalog / "s1", "--ndvi",
+              catalog / "ndvi", "--slope", scene.slope, "--out", out, "--parcels-update", "add")
+    assert res.returncode == 0, res.stderr
+    con = duckdb.connect(str(out / "plotsm.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM parcels").fetchone()[0] == scene.n_parcels
+    finally:
+        con.close()
+
+
+def test_delete_removes_acquisitions_and_their_parquet_files(serial, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(serial, out)
+    ids = list(tables(out)["acquisitions"]["acquisition_id"])
+    res = cli("delete", ids[0], "NOPE", "--out", out)
+    assert res.returncode == 4 and "acquisition(s) NOPE not in" in res.stderr and "Nothing was deleted" in res.stderr
+    assert len(tables(out)["acquisitions"]) == len(DATES)
+    res = cli("delete", ids[0], ids[1], "--out", out)
+    assert res.returncode == 0, res.stderr
+    t = tables(out)
+    assert list(t["acquisitions"]["acquisition_id"]) == ids[2:]
+    assert not t["moisture"]["acquisition_id"].isin(ids[:2]).any()
+    names = {p.stem for p in (out / "parquet" / "moisture").rglob("*.parquet")}
+    assert names == set(ids[2:])
+
+
+def test_an_acquisition_whose_raster_misses_the_parcels_fails_alone(scene, catalog, tmp_path):
+    """Nothing useful, nothing committed: a σ⁰ raster 100 km away from the parcels fails its acquisition with
+    both extents in one CRS; the others are committed."""
+    import rasterio
+    from affine import Affine
+
+    s1 = tmp_path / "s1"
+    shutil.copytree(catalog / "s1", s1)
+    victim = sorted(s1.glob("*_sigma0.tif"))[4]
+    with rasterio.open(victim) as src:
+        data, profile, tags = src.read(), src.profile, src.tags()
+    t = profile["transform"]
+    profile["transform"] = Affine(t.a, t.b, t.c + 100_000, t.d, t.e, t.f)
+    victim.unlink()
+    with rasterio.open(victim, "w", **profile) as dst:
+        dst.update_tags(**tags)
+        dst.write(data)
+    theta = victim.with_name(victim.name.replace("sigma0", "theta"))
+    with rasterio.open(theta) as src:
+        data, profile = src.read(), src.profile
+    profile["transform"] = Affine(t.a, t.b, t.c + 100_000, t.d, t.e, t.f)
+    theta.unlink()
+    with rasterio.open(theta, "w", **profile) as dst:
+        dst.write(data)
+    out = tmp_path / "out"
+    res = cli("run", "--parcels", scene.parcels, "--id-field", "parcel_code", "--s1", s1, "--ndvi", catalog / "ndvi",
+              "--out", out)
+    assert res.returncode == 4
+    err = " ".join(res.stderr.split())
+    assert re.search(rf"{victim.name}: no parcel overlaps the σ⁰ raster\. In EPSG:32631, the raster covers x "
+                     r"[\d,]+–[\d,]+, y [\d,]+–[\d,]+ and the parcels x [\d,]+–[\d,]+, y [\d,]+–[\d,]+\. Check the "
+                     r"parcels' CRS", err), err
+    assert "1 of 10 acquisition(s) failed" in err
+    assert len(tables(out)["acquisitions"]) == len(DATES) - 1

@@ -118,9 +118,9 @@ def series(store: Store) -> Store:
 def test_schema_created_with_version(tmp_path: Path):
     with Store(tmp_path / "new" / "out") as s:
         assert s.path == tmp_path / "new" / "out" / STORE_FILENAME and s.path.is_file()
-        assert s.schema_version == SCHEMA_VERSION == 2
+        assert s.schema_version == SCHEMA_VERSION == 3
         tables = {r["table_name"] for r in rows(s, "SELECT table_name FROM information_schema.tables")}
-        assert {"meta", "parcels", "acquisitions", "observations", "moisture", "runs"} <= tables
+        assert {"meta", "parcels", "parcels_retired", "acquisitions", "observations", "moisture", "runs"} <= tables
     with Store(tmp_path / "new" / "out") as s:  # reopening applies the schema again without change
         assert rows(s, "SELECT count(*) AS n FROM meta WHERE key = 'schema_version'") == [{"n": 1}]
 
@@ -132,8 +132,8 @@ def test_schema_file_records_the_code_version():
 
 def test_version_1_store_is_migrated(tmp_path: Path):
     """A store written by schema version 1 (tests/data/store_schema_v1.sql, the file as it shipped) is upgraded by
-    sql/migrations/002_acquisition_fingerprint.sql on the first write open, keeping its rows; a read-only open
-    of an old store asks for that upgrade instead."""
+    sql/migrations/002_acquisition_fingerprint.sql then 003_parcel_history_ndvi_gap.sql on the first write open,
+    keeping its rows; a read-only open of an old store asks for that upgrade instead."""
     import duckdb
 
     path = tmp_path / STORE_FILENAME
@@ -142,18 +142,40 @@ def test_version_1_store_is_migrated(tmp_path: Path):
     con.execute("INSERT INTO acquisitions VALUES ('A1', TIMESTAMP '2024-04-06 17:49:12', 'S1A', 'ascending', 88, "
                 "'[]', '{}', 'none', 'all')")
     con.close()
-    with pytest.raises(StorageError, match=r"older than this plotsm's \(2\)\. Open it once for writing"):
+    with pytest.raises(StorageError, match=r"older than this plotsm's \(3\)\. Open it once for writing"):
         Store(tmp_path, read_only=True)
     with Store(tmp_path) as s:
-        assert s.schema_version == 2
-        got = rows(s, "SELECT acquisition_id, relative_orbit, fingerprint, apriori_reason FROM acquisitions")
-        assert got == [{"acquisition_id": "A1", "relative_orbit": 88, "fingerprint": None, "apriori_reason": None}]
+        assert s.schema_version == 3
+        got = rows(s, "SELECT acquisition_id, relative_orbit, fingerprint, apriori_reason, ndvi_gap_days "
+                      "FROM acquisitions")
+        assert got == [{"acquisition_id": "A1", "relative_orbit": 88, "fingerprint": None, "apriori_reason": None,
+                        "ndvi_gap_days": None}]
+        assert rows(s, "SELECT count(*) AS n FROM parcels_retired") == [{"n": 0}]
+
+
+def test_version_2_store_is_migrated(tmp_path: Path):
+    """A version-2 store (v1 + migration 002, as plotsm 0.1 wrote it) gets parcels_retired and ndvi_gap_days, and
+    keeps its parcels and acquisitions."""
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / STORE_FILENAME))
+    con.execute((Path(__file__).parent / "data" / "store_schema_v1.sql").read_text())
+    con.execute((sql_dir() / "migrations" / "002_acquisition_fingerprint.sql").read_text())
+    con.execute("INSERT INTO acquisitions VALUES ('A1', TIMESTAMP '2024-04-06 17:49:12', 'S1A', 'ascending', 88, "
+                "'[]', '{}', 'none', 'all', 'f00', 'set by --apriori none')")
+    con.execute("INSERT INTO parcels VALUES ('p1', '{}', 1.0, ''::BLOB)")
+    con.close()
+    with Store(tmp_path) as s:
+        assert s.schema_version == 3
+        assert rows(s, "SELECT acquisition_id, fingerprint, ndvi_gap_days FROM acquisitions") == [
+            {"acquisition_id": "A1", "fingerprint": "f00", "ndvi_gap_days": None}]
+        assert rows(s, "SELECT parcel_id FROM parcels") == [{"parcel_id": "p1"}]
 
 
 def test_newer_schema_is_refused(tmp_path: Path):
     with Store(tmp_path) as s:
         s.sql("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    newer = r"plotsm\.duckdb: store schema version 99 is newer than this plotsm knows \(2\)\. Upgrade plotsm"
+    newer = r"plotsm\.duckdb: store schema version 99 is newer than this plotsm knows \(3\)\. Upgrade plotsm"
     with pytest.raises(StorageError, match=newer):
         Store(tmp_path)
 
@@ -388,7 +410,10 @@ def test_moisture_fn_gets_the_model_inputs(store: Store):
     assert (got[0]["theta_deg"], got[1]["theta_deg"]) == (39.0, 33.0)
 
 
-def test_rerun_replaces_rows(store: Store):
+def test_rerun_replaces_rows_of_the_parcels_written_and_keeps_the_others(store: Store):
+    """Re-writing an acquisition replaces its row and the rows of the parcels it is given; the rows of a parcel
+    not in the new table (a parcel retired from the set) are history and stay (issue: stored history is never
+    dropped implicitly; `plotsm delete` removes whole acquisitions)."""
     ids = ["p1", "p2", "p3"]
     store.write_acquisition(acquisition("A", "2024-04-06T17:49:12Z"), observations(ids),
                             fixed_moisture({i: (10.0, "ok") for i in ids}))
@@ -399,11 +424,30 @@ def test_rerun_replaces_rows(store: Store):
                             fixed_moisture({i: (12.0, "ok") for i in ids}))
     assert rows(store, "SELECT acquisition_id, platform FROM acquisitions ORDER BY 1") == [
         {"acquisition_id": "A", "platform": "S1B"}, {"acquisition_id": "B", "platform": "S1A"}]
+    first_n_valid = observations(ids).loc[2, "n_valid"]
     assert rows(store, "SELECT parcel_id, n_valid FROM observations WHERE acquisition_id = 'A' ORDER BY 1") == [
-        {"parcel_id": "p1", "n_valid": 7}, {"parcel_id": "p2", "n_valid": 7}]
-    per_acquisition = "SELECT acquisition_id, count(*) AS n, avg(mv_pct) AS mv FROM moisture GROUP BY 1 ORDER BY 1"
-    assert rows(store, per_acquisition) == [
-        {"acquisition_id": "A", "n": 2, "mv": 12.0}, {"acquisition_id": "B", "n": 3, "mv": 30.0}]
+        {"parcel_id": "p1", "n_valid": 7}, {"parcel_id": "p2", "n_valid": 7},
+        {"parcel_id": "p3", "n_valid": first_n_valid}]
+    per_parcel = "SELECT acquisition_id, parcel_id, mv_pct FROM moisture ORDER BY 1, 2"
+    assert rows(store, per_parcel) == [
+        {"acquisition_id": "A", "parcel_id": "p1", "mv_pct": 12.0},
+        {"acquisition_id": "A", "parcel_id": "p2", "mv_pct": 12.0},
+        {"acquisition_id": "A", "parcel_id": "p3", "mv_pct": 10.0},
+        *[{"acquisition_id": "B", "parcel_id": p, "mv_pct": 30.0} for p in ids]]
+
+
+def test_delete_acquisitions_in_one_transaction(store: Store):
+    ids = ["p1", "p2"]
+    for acq, day in (("A", "2024-04-06"), ("B", "2024-04-18"), ("C", "2024-04-30")):
+        store.write_acquisition(acquisition(acq, f"{day}T17:49:12Z"), observations(ids),
+                                fixed_moisture({i: (10.0, "ok") for i in ids}))
+    with pytest.raises(InputError, match=r"acquisition\(s\) Z not in .*\(3 stored, e\.g\. C, B, A\)\. Nothing was "
+                                         r"deleted"):
+        store.delete_acquisitions(["A", "Z"])
+    assert rows(store, "SELECT count(*) AS n FROM moisture") == [{"n": 6}]
+    assert store.delete_acquisitions(["A", "C"]) == {"A": 2, "C": 2}
+    for table in ("acquisitions", "observations", "moisture"):
+        assert rows(store, f"SELECT DISTINCT acquisition_id FROM {table}") == [{"acquisition_id": "B"}]
 
 
 def _snapshot(store: Store) -> dict[str, list[dict]]:
@@ -509,7 +553,38 @@ def test_history(series: Store):
         datetime(2024, 4, 6, 17, 49, 12), datetime(2024, 4, 18, 17, 49, 12), datetime(2024, 4, 30, 5, 0)]
     assert json.loads(got[2]["inputs"])[0]["path"] == "/data/A3_vv.tif"
     assert got[0]["vv_db"] == pytest.approx(-10.0) and got[0]["n_valid"] == 50
-    assert series.query("history", {"parcel_id": "nope"}).num_rows == 0
+    with pytest.raises(InputError, match=r"^parcel 'nope' is not in the store"):  # was an empty result
+        series.query("history", {"parcel_id": "nope"})
+
+
+def test_unknown_parcel_or_acquisition_is_an_input_error(series: Store):
+    with pytest.raises(InputError, match=r"^parcel 'nope' is not in the store \(5 parcels, e\.g\. p1, p2\)\. List them "
+                       r'with: plotsm sql --query "SELECT parcel_id FROM parcels"$'):
+        series.query("history", {"parcel_id": "nope"})
+    listing = (r"\(3 acquisitions, e\.g\. A1, A2\)\. "
+               r'List them with: plotsm sql --query "SELECT acquisition_id FROM acquisitions"$')
+    for name in ("model_inputs", "moisture_parquet"):
+        with pytest.raises(InputError, match=r"^acquisition 'A9' is not in the store " + listing):
+            series.query(name, {"acquisition_id": "A9"})
+    with pytest.raises(InputError, match=r"^parcel 1 is not in the store"):  # ids are compared as text
+        series.query("history", {"parcel_id": 1})
+
+
+def test_known_parcel_or_acquisition_without_rows(store: Store):
+    store.write_parcels(grid_parcels())
+    assert store.query("history", {"parcel_id": "p1"}).num_rows == 0
+    with pytest.raises(InputError, match=r"^acquisition 'A1' is not in the store \(0 acquisitions\)\. List them"):
+        store.query("model_inputs", {"acquisition_id": "A1"})
+    store.write_acquisition(acquisition("A1", "2024-04-06T17:49:12Z"), observations(["p1", "p2"]))
+    assert store.query("model_inputs", {"acquisition_id": "A1"}).num_rows == 2
+    assert store.query("history", {"parcel_id": "p3"}).num_rows == 0
+
+
+def test_parcel_that_left_the_set_keeps_its_history(series: Store):
+    series.write_parcels(grid_parcels(3))  # p4 and p5 leave the parcel set; their rows stay
+    assert series.query("history", {"parcel_id": "p5"}).num_rows == 3
+    with pytest.raises(InputError, match=r"^parcel 'p6' is not in the store \(3 parcels, e\.g\. p1, p2\)"):
+        series.query("history", {"parcel_id": "p6"})
 
 
 def test_latest(series: Store):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -96,16 +95,12 @@ def to_onnx(mlp: MLP, metadata: dict[str, Any]) -> onnx.ModelProto:
 def write_onnx(model: onnx.ModelProto, path: Path) -> Path:
     """Write atomically: a temporary file in the same folder, then rename."""
     path = Path(path)
+    from plotsm.atomic import atomic_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        onnx.save_model(model, tmp)
+    with atomic_path(path) as tmp:
+        onnx.save_model(model, str(tmp))
         os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -11,9 +11,9 @@ and skip overviews: :mod:`.s2` does both for NDVI.
 
 from __future__ import annotations
 
+import errno
 import os
 import queue
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -23,8 +23,10 @@ from typing import Any
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
+from plotsm.atomic import clean_stale, storage_error, temporary_name
 from plotsm.errors import StorageError
 
 #: Block (tile) size of every GeoTIFF plotsm writes, pixels. 512 is the COG default of GDAL.
@@ -72,7 +74,8 @@ def write_geotiff_atomic(path: str | os.PathLike[str], profile: dict[str, Any],
     ``level`` (the codec's default when ``None``) and ``predictor`` (1 none, 2 horizontal, 3 floating point;
     ``None``: 3 for float rasters, none otherwise). On any error the temporary file is removed and ``path`` is
     left as it was. Overviews (factors 2, 4, … until the smaller side fits in one tile) are built with
-    ``overviews`` resampling before the rename; ``None`` skips them.
+    ``overviews`` resampling before the rename; ``None`` skips them. The temporary name carries this process's
+    id (:mod:`plotsm.atomic`), and stale temporary files of ``path`` left by a killed writer are removed first.
 
     ``cog=True`` makes a true Cloud Optimized GeoTIFF: the pixels are written to the temporary GeoTIFF, then
     GDAL's COG driver copies it (overviews first, then the tiles, as the COG layout requires, which a file
@@ -91,10 +94,14 @@ def write_geotiff_atomic(path: str | os.PathLike[str], profile: dict[str, Any],
         meta["predictor"] = predictor
     elif str(meta["dtype"]).startswith("float"):
         meta.setdefault("predictor", 3)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
+    clean_stale(out.parent, out.name)  # leftovers of a writer of this file that was killed
+    tmp = str(temporary_name(out))
     try:
-        with rasterio.open(tmp, "w", **meta) as dst:
+        try:
+            dst_ctx = rasterio.open(tmp, "w", **meta)
+        except RasterioIOError as exc:
+            raise storage_error(out, OSError(errno.EACCES, str(exc))) from None
+        with dst_ctx as dst:
             yield dst
             if overviews is not None and not cog:
                 factors, side = [], min(dst.width, dst.height)
@@ -104,8 +111,14 @@ def write_geotiff_atomic(path: str | os.PathLike[str], profile: dict[str, Any],
                     dst.build_overviews(factors, overviews)
         if cog:
             _copy_as_cog(tmp, meta, overviews)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode a plain open() would
+        os.chmod(tmp, 0o666 & ~_umask())  # give the file the mode a plain open() would
         os.replace(tmp, out)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        Path(tmp + ".cog").unlink(missing_ok=True)
+        if exc.filename in (tmp, tmp + ".cog", str(out)) or exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise storage_error(out, exc) from exc
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         Path(tmp + ".cog").unlink(missing_ok=True)

@@ -19,6 +19,7 @@ boolean ``valid`` of the same shape marks usable observations (e.g. ``~cloud_mas
 from __future__ import annotations
 
 import os
+import shutil
 import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -27,10 +28,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rasterio.errors import RasterioError
+
+from plotsm.atomic import clean_stale, temporary_name, writable_dir
 from plotsm.errors import ConfigurationError, InputError
+from plotsm.raster import Decoding, Encoding, Grid, inspect_raster, open_raster
 from plotsm.sources import TILE_SIZE, bounded_gdal_cache, write_geotiff_atomic
-from plotsm.sources.s2 import UINT8_NODATA, decode_ndvi_uint8
-from plotsm.zonal import open_raster
 
 #: Rows per block in :func:`monthly_composites` (memory ≈ T × rows × W × 8 bytes for the median's copy).
 BLOCK_ROWS = 256
@@ -86,58 +89,87 @@ def monthly_composites(stack: np.ndarray, dates: Any, valid: np.ndarray | None =
 
 
 def write_monthly_composites(paths: list[str | os.PathLike[str]], dates: Any, out_dir: str | os.PathLike[str], *,
-                             prefix: str = "ndvi_", block_size: int = 2 * TILE_SIZE) -> dict[str, Path]:
-    """Monthly median NDVI composites of single-band NDVI rasters (float with NaN/nodata, or the uint8 encoding
-    of :func:`plotsm.sources.s2.encode_ndvi_uint8`), all on one grid, computed window by window.
+                             prefix: str = "ndvi_", block_size: int = 2 * TILE_SIZE,
+                             encoding: Encoding = Encoding()) -> dict[str, Path]:
+    """Monthly median NDVI composites of single-band NDVI rasters, all on one grid, computed window by window.
 
-    Writes ``{out_dir}/{prefix}YYYY-MM.tif`` (float32, NaN no data, tiled deflate, atomically) for each month
-    present and returns ``{"YYYY-MM": path}``. A raster on another grid raises :class:`InputError` naming it.
+    Every input is checked first, before anything is written: it opens, it is on the first raster's grid, and
+    it holds NDVI in an encoding :func:`plotsm.raster.inspect_raster` reads (float, plotsm's uint8, GDAL
+    scale/offset, or ``encoding``'s scale); a raster that fails is an :class:`InputError` naming it. The months
+    are then written to a staging folder and moved into place together, so a failure half-way (a raster corrupt
+    past the sampled blocks, a full disk) leaves no composite behind. Writes ``{out_dir}/{prefix}YYYY-MM.tif``
+    (float32, NaN no data, tiled deflate) for each month present and returns ``{"YYYY-MM": path}``.
     """
     times = _as_times(dates)
     if len(paths) != times.size:
         raise InputError(f"{len(paths)} rasters but {times.size} dates; pass one date per raster.")
     if block_size <= 0:
         raise ConfigurationError(f"block_size {block_size}: must be a positive number of pixels.")
+    decodings = _check_inputs([Path(p) for p in paths], encoding)
     months = times.astype("datetime64[M]")
+    out_root = writable_dir(out_dir)  # created once the inputs are known to be good
+    clean_stale(out_root)
+    staging = temporary_name(out_root / "composites")
     written: dict[str, Path] = {}
-    grid: tuple[Any, ...] | None = None
-    for month in np.unique(months):  # one month's scenes open at a time
-        with ExitStack() as stack:
-            stack.enter_context(bounded_gdal_cache())
-            members = [Path(paths[k]) for k in np.flatnonzero(months == month)]
-            sources = [stack.enter_context(open_raster(path)) for path in members]
-            for path, src in zip(members, sources):
-                this = (src.crs, src.transform, src.width, src.height)
-                grid = grid or this
-                if this != grid:
-                    raise InputError(f"{path}: grid {src.width}x{src.height} {src.crs} {src.transform[:6]} differs "
-                                     f"from the first raster's; warp the NDVI rasters onto one grid first.")
-            first = sources[0]
-            profile = {"crs": first.crs, "transform": first.transform, "width": first.width,
-                       "height": first.height, "count": 1, "dtype": "float32", "nodata": np.nan}
-            out = Path(out_dir) / f"{prefix}{month}.tif"
-            with write_geotiff_atomic(out, profile) as dst:
-                for row in range(0, first.height, block_size):
-                    for col in range(0, first.width, block_size):
-                        window = ((row, min(row + block_size, first.height)),
-                                  (col, min(col + block_size, first.width)))
-                        cube = np.stack([_read_ndvi(src, window) for src in sources])
-                        with warnings.catch_warnings():
-                            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
-                            median = np.nanmedian(cube, axis=0)
-                        dst.write(median.astype(np.float32), 1, window=window)
-            written[str(month)] = out
+    try:
+        staging.mkdir(parents=True)
+        for month in np.unique(months):  # one month's scenes open at a time
+            members = [int(k) for k in np.flatnonzero(months == month)]
+            _write_month(staging / f"{prefix}{month}.tif", [Path(paths[k]) for k in members],
+                         [decodings[k] for k in members], block_size)
+            written[str(month)] = out_root / f"{prefix}{month}.tif"
+        for path in written.values():
+            os.replace(staging / path.name, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return written
 
 
-def _read_ndvi(src: Any, window: Any) -> np.ndarray:
-    values = src.read(1, window=window)
-    if values.dtype == np.uint8 and src.nodata == UINT8_NODATA:
-        return decode_ndvi_uint8(values).astype(np.float64)
-    ndvi = values.astype(np.float64)
-    if src.nodata is not None and not np.isnan(src.nodata):
-        ndvi[values == src.nodata] = np.nan
-    return ndvi
+def _check_inputs(paths: list[Path], encoding: Encoding) -> list[Decoding]:
+    """Decoding of every input, all on the first one's grid (InputError naming the first that is not)."""
+    grid = None
+    for path in paths:  # metadata first (cheap), then a sample of each raster's values
+        this = Grid.from_raster(path)
+        grid = grid or this
+        if this != grid:
+            raise InputError(f"{path}: grid {this.width}x{this.height} {this.transform[:6]} differs from the first "
+                             f"raster's ({paths[0].name}: {grid.width}x{grid.height} {grid.transform[:6]}); warp the "
+                             "NDVI rasters onto one grid first. Nothing was written.")
+    return [inspect_raster(path, "ndvi", encoding) for path in paths]
+
+
+def _write_month(out: Path, members: list[Path], decodings: list[Decoding], block_size: int) -> None:
+    with ExitStack() as stack:
+        stack.enter_context(bounded_gdal_cache())
+        sources = [stack.enter_context(open_raster(path)) for path in members]
+        first = sources[0]
+        profile = {"crs": first.crs, "transform": first.transform, "width": first.width,
+                   "height": first.height, "count": 1, "dtype": "float32", "nodata": np.nan}
+        with write_geotiff_atomic(out, profile) as dst:
+            for row in range(0, first.height, block_size):
+                for col in range(0, first.width, block_size):
+                    window = ((row, min(row + block_size, first.height)),
+                              (col, min(col + block_size, first.width)))
+                    shape = (window[0][1] - row, window[1][1] - col)
+                    cube = np.stack([_read_ndvi(src, window, d).reshape(shape)
+                                     for src, d in zip(sources, decodings, strict=True)])
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
+                        median = np.nanmedian(cube, axis=0)
+                    dst.write(median.astype(np.float32), 1, window=window)
+
+
+def _read_ndvi(src: Any, window: Any, decoding: Decoding) -> np.ndarray:
+    """NDVI of a window as float64, NaN where no data or out of [−1, 1] (a raster whose values are not NDVI was
+    refused by :func:`_check_inputs`; a window whose values are not NDVI stops the run)."""
+    try:
+        raw = src.read(1, window=window)
+    except RasterioError as exc:
+        raise InputError(f"{src.name}: cannot read pixels ({exc}). The file is corrupt or truncated: re-create it. "
+                         "Nothing was written.") from exc
+    values, stats = decoding.decode(raw)
+    decoding.check(stats)
+    return values.astype(np.float64, copy=False)
 
 
 def fill_gaps_linear(stack: np.ndarray, dates: Any, valid: np.ndarray | None = None,

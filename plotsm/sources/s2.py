@@ -63,7 +63,7 @@ from rasterio.windows import Window
 
 from plotsm.errors import ConfigurationError, DataWarning, InputError
 from plotsm.sources import TILE_SIZE, bounded_gdal_cache, write_geotiff_atomic, write_windows
-from plotsm.zonal import is_gdal_virtual, open_raster
+from plotsm.raster import is_gdal_virtual, open_raster
 
 PathLike = str | os.PathLike[str]
 Encoding = Literal["float32", "uint8"]

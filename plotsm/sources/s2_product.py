@@ -21,9 +21,11 @@ Theia L3A syntheses are WASP products (``SENTINEL2X_<date>-000000-000_L3A_T<tile
 :data:`plotsm.sources.s2.L3A_VALID_FLAGS`.
 
 Zipped products are checked with :mod:`zipfile` (a truncated download has no central directory) and read through
-GDAL's ``/vsizip/{archive}/member`` paths, so nothing is extracted. Tile and date come from the band file names
-(ESA SAFE, Theia), the STAC item (COG) or ``tileInfo.json`` (AWS); the date is the sensing date (UTC), or the
-central date of an L3A synthesis.
+GDAL's ``/vsizip/{archive}/member`` paths, so nothing is extracted. GDAL does not check the CRC of what it reads
+there, so :func:`write_product_ndvi` first streams every member the NDVI reads through
+:func:`~plotsm.sources.archive.verify_zip_members`; resolving stays cheap. Tile and date come from the band file
+names (ESA SAFE, Theia), the STAC item (COG) or ``tileInfo.json`` (AWS); the date is the sensing date (UTC), or
+the central date of an L3A synthesis.
 
 COG offsets: Earth Search marks items whose DNs it already shifted with ``earthsearch:boa_offset_applied: true``;
 those get offset 0. The flag is known to be wrong on some items (Element84/earth-search issues 66 and 71,
@@ -37,7 +39,6 @@ import json
 import os
 import re
 import zipfile
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,8 +46,10 @@ from typing import Any, Literal
 
 from rasterio.errors import RasterioError
 
+from plotsm.atomic import writable_dir
 from plotsm.errors import InputError
 from plotsm.sources import TILE_SIZE
+from plotsm.sources.archive import MEMBER_ERRORS, damaged_member, verify_zip_members
 from plotsm.sources.s2 import (Encoding, l2a_offsets_for_baseline, ndvi_from_l2a, ndvi_from_theia,
                                ndvi_from_theia_l3a, parse_l2a_offsets)
 
@@ -54,6 +57,7 @@ PathLike = str | os.PathLike[str]
 ProductKind = Literal["esa_l2a", "theia_l2a", "theia_l3a"]
 Layout = Literal["safe", "cog", "aws", "theia"]
 
+_VSIZIP = re.compile(r"^/vsizip/\{(?P<archive>[^}]+)\}/(?P<member>.+)$")  # as _Listing.path_of writes them
 _TOP = r"^(?:[^/]+/)?"  # a member at the top of the product or one folder down (the .SAFE folder of a zip)
 _TILE = r"(\d{2}[A-Z]{3})"
 
@@ -89,6 +93,18 @@ class S2Product:
         """File name of the product's NDVI: ``NDVI_<tile>_<YYYYMMDD>.tif``."""
         return f"NDVI_{self.tile}_{self.date:%Y%m%d}.tif"
 
+    def zip_members(self) -> dict[Path, list[str]]:
+        """Zip members the NDVI reads, by archive: bands, masks and the metadata file (``{}`` for a folder).
+
+        Taken from the ``/vsizip/`` paths themselves, so whatever GDAL will read is in the list."""
+        members: dict[Path, list[str]] = {}
+        for path in (self.red, self.nir, *self.masks.values()):
+            if found := _VSIZIP.match(path):
+                members.setdefault(Path(found["archive"]), []).append(found["member"])
+        if self.metadata is not None and self.metadata.startswith(f"{self.path}!"):  # _Listing.label of a member
+            members.setdefault(self.path.resolve(), []).append(self.metadata[len(f"{self.path}!"):])
+        return members
+
 
 # ------------------------------------------------------------------------------------------------ listing
 
@@ -116,9 +132,8 @@ class _Listing:
         try:
             with zipfile.ZipFile(self.root) as archive:
                 return archive.read(name)
-        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-            raise InputError(f"{self.label(name)}: cannot be read from the archive ({exc}). The zip is damaged; "
-                             "re-download the product.") from exc
+        except MEMBER_ERRORS as exc:
+            raise damaged_member(self.root, name, exc) from exc
 
     def matching(self, pattern: str) -> list[str]:
         regex = re.compile(pattern)
@@ -339,17 +354,20 @@ def write_product_ndvi(product: S2Product | PathLike, out_dir: PathLike, *, enco
                        block_size: int = 2 * TILE_SIZE, overviews: bool = False) -> Path:
     """NDVI of a whole product, written atomically as ``out_dir/NDVI_<tile>_<YYYYMMDD>.tif``; returns that path.
 
-    ``product`` is an :class:`S2Product` or a path for :func:`resolve_s2_product` (resolved first, so a bad
-    product raises before ``out_dir`` is created or anything written). ESA products go through
-    :func:`~plotsm.sources.s2.ndvi_from_l2a` with their offsets and SCL, Theia L2A through
-    :func:`~plotsm.sources.s2.ndvi_from_theia` with CLM and MG2, L3A through
+    ``product`` is an :class:`S2Product` or a path for :func:`resolve_s2_product`. It is resolved, and the members
+    of a zipped product that the NDVI reads have their CRC-32 checked (:meth:`S2Product.zip_members`), before
+    ``out_dir`` is created or anything written: a bad or corrupted product raises :class:`InputError` and leaves
+    nothing behind. ESA products go through :func:`~plotsm.sources.s2.ndvi_from_l2a` with their offsets and SCL,
+    Theia L2A through :func:`~plotsm.sources.s2.ndvi_from_theia` with CLM and MG2, L3A through
     :func:`~plotsm.sources.s2.ndvi_from_theia_l3a` with FLG. A band that cannot be read midway (a damaged zip
     member) raises :class:`InputError`; the temporary file is removed and no NDVI is left behind. ``overviews``
     adds internal overviews (for viewing; see :mod:`plotsm.sources.s2` on why they are off by default).
     """
     resolved = product if isinstance(product, S2Product) else resolve_s2_product(product)
+    for archive, members in resolved.zip_members().items():
+        verify_zip_members(archive, members)  # GDAL's /vsizip/ would read a corrupted member without a word
     target = Path(out_dir)
-    target.mkdir(parents=True, exist_ok=True)
+    writable_dir(target)
     out = target / resolved.ndvi_name
     masks = resolved.masks
     try:

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from plotsm.store.connection import SCHEMA_VERSION, STORE_FILENAME, store_path
-from plotsm.store.parcels import ParcelsMixin
+from plotsm.store.parcels import ParcelsDiff, ParcelsMixin, ParcelsUpdate
 from plotsm.store.queries import QueryInfo, list_queries, read_query_info
 from plotsm.store.values import equal_area_m2, to_json_text, to_utc_naive
 from plotsm.store.writes import (
@@ -49,7 +49,7 @@ class Store(ParcelsMixin, WritesMixin):
 
 
 __all__: Sequence[str] = (
-    "ACQUISITION_FIELDS", "AcquisitionWrite", "MOISTURE_COLUMNS", "OBSERVATION_OPTIONAL", "OBSERVATION_REQUIRED",
+    "ACQUISITION_FIELDS", "AcquisitionWrite", "ParcelsDiff", "ParcelsUpdate", "MOISTURE_COLUMNS", "OBSERVATION_OPTIONAL", "OBSERVATION_REQUIRED",
     "QueryInfo", "SCHEMA_VERSION", "STORE_FILENAME", "Store", "equal_area_m2", "list_queries", "read_query_info",
     "store_path", "to_json_text", "to_utc_naive",
 )

@@ -20,7 +20,7 @@ from plotsm.errors import InputError, StorageError, UsageError
 from plotsm.resources import sql_dir
 
 #: Version of ``sql/schema.sql`` this code reads and writes (``meta.schema_version``).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: DuckDB's buffer-pool limit for a store connection. DuckDB's default (80 % of RAM) keeps every inserted page
 #: resident, so a year of 150,000 parcels (~9 M rows) grew the writer by ~20 MB per acquisition [measured, D];
 #: with a limit, pages of committed acquisitions are evicted to the database file instead.
@@ -165,6 +165,15 @@ class StoreConnection:
 
     def _transaction(self, what: str) -> _Transaction:
         return _Transaction(self, what)
+
+    def meta(self, key: str) -> str | None:
+        """A value of the store's ``meta`` table (None when absent)."""
+        return self._meta(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a value of the store's ``meta`` table (one transaction)."""
+        with self._transaction(f"setting meta {key!r}"):
+            self._set_meta(key, value)
 
     def _meta(self, key: str) -> str | None:
         value = self._scalar("SELECT value FROM meta WHERE key = $key", {"key": key})

@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from plotsm.errors import StorageError, UsageError
+from plotsm.errors import InputError, StorageError, UsageError
 from plotsm.resources import sql_dir
 from plotsm.store.connection import StoreConnection, _message
 
@@ -19,6 +19,27 @@ from plotsm.store.connection import StoreConnection, _message
 _NOT_CODE = re.compile(r"'(?:[^']|'')*'|--[^\n]*|/\*.*?\*/", re.S)
 _PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _QUERY_NAME = re.compile(r"^[a-z0-9_]+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class _KeyParameter:
+    """A ``$parameter`` that names a row of the store: an unknown value is an error, not an empty result."""
+
+    noun: str  # what the value names, in messages
+    table: str  # the table that lists them (its key column is named like the parameter)
+    known_sql: str  # one boolean row: is $value known to the store?
+
+
+#: Parameters of named queries checked against the store before the query runs. A parcel stays known while it
+#: has observations or moisture, also after it left the parcel set (its history stays queryable).
+KEY_PARAMETERS = {
+    "parcel_id": _KeyParameter("parcel", "parcels", (
+        "SELECT EXISTS (FROM parcels WHERE parcel_id = CAST($value AS VARCHAR))"
+        " OR EXISTS (FROM observations WHERE parcel_id = CAST($value AS VARCHAR))"
+        " OR EXISTS (FROM moisture WHERE parcel_id = CAST($value AS VARCHAR))")),
+    "acquisition_id": _KeyParameter("acquisition", "acquisitions", (
+        "SELECT EXISTS (FROM acquisitions WHERE acquisition_id = CAST($value AS VARCHAR))")),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +73,12 @@ class QueriesMixin(StoreConnection):
         return list_queries()
 
     def query(self, name: str, params: Mapping[str, Any] | None = None) -> pa.Table:
-        """Run the named query ``sql/<name>.sql`` with its ``$parameters`` bound from ``params``."""
+        """Run the named query ``sql/<name>.sql`` with its ``$parameters`` bound from ``params``.
+
+        :class:`UsageError` for an unknown query, missing or unknown parameters, or values of the wrong type;
+        :class:`InputError` when a parameter of :data:`KEY_PARAMETERS` (``$parcel_id``, ``$acquisition_id``)
+        names a parcel or acquisition the store does not hold (a known one without rows gives an empty table).
+        """
         available = {q.name: q for q in list_queries()}
         if not _QUERY_NAME.match(name) or name not in available:
             raise UsageError(f"unknown query {name!r}. Available: {', '.join(sorted(available))}.")
@@ -72,9 +98,26 @@ class QueriesMixin(StoreConnection):
             )
         text = info.path.read_text(encoding="utf-8")
         try:
+            for key in [k for k in KEY_PARAMETERS if k in params]:
+                self._check_key(key, params[key])
             return self.con.sql(text, params=params or None).to_arrow_table()
         except (duckdb.ConversionException, duckdb.OutOfRangeException) as exc:
             raise UsageError(f"query {name!r} ({info.path}): {_message(exc)}. Check the parameter values.") from None
+
+    def _check_key(self, parameter: str, value: Any) -> None:
+        """Raise :class:`InputError` when ``value`` of ``$parameter`` names no row of the store."""
+        key = KEY_PARAMETERS[parameter]
+        if self.con.sql(key.known_sql, params={"value": value}).fetchall() == [(True,)]:
+            return
+        ((total,),) = self.con.sql(f"SELECT count(*) FROM {key.table}").fetchall()
+        examples = [r[0] for r in self.con.sql(f"SELECT {parameter} FROM {key.table} ORDER BY 1 LIMIT 2").fetchall()]
+        held = f"{total:,} {key.noun}{'' if total == 1 else 's'}"
+        if examples:
+            held += f", e.g. {', '.join(examples)}"
+        raise InputError(
+            f"{key.noun} {value!r} is not in the store ({held}). "
+            f'List them with: plotsm sql --query "SELECT {parameter} FROM {key.table}"'
+        )
 
     def sql(self, query_text: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         """Run an ad-hoc SQL statement (``$parameters`` bound from ``params``) and return its result."""

@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 
 from plotsm.errors import InputError, ModelError, UsageError
+from plotsm.resources import sql_dir
 from plotsm.store.connection import _column_names, _message, _quote
 from plotsm.store.queries import QueriesMixin
 from plotsm.store.values import to_json_text, to_utc_naive
@@ -19,7 +20,7 @@ from plotsm.store.values import to_json_text, to_utc_naive
 #: Keys of the ``acquisition`` mapping given to :meth:`Store.write_acquisition` (the first two are required).
 ACQUISITION_FIELDS = (
     "acquisition_id", "datetime_utc", "platform", "orbit_direction", "relative_orbit",
-    "inputs", "settings", "apriori", "network", "fingerprint", "apriori_reason",
+    "inputs", "settings", "apriori", "network", "fingerprint", "apriori_reason", "ndvi_gap_days",
 )
 #: Columns an observations table must have; the other observation columns are optional (NULL when absent).
 OBSERVATION_REQUIRED = ("parcel_id", "n_valid", "vv_linear_mean", "theta_deg", "ndvi")
@@ -58,17 +59,22 @@ class WritesMixin(QueriesMixin):
         row per parcel with the columns of :data:`OBSERVATION_REQUIRED` (and optionally
         :data:`OBSERVATION_OPTIONAL`; ``vv_db`` is derived in SQL from ``vv_linear_mean``). NaN is stored as NULL.
 
-        Inside the transaction the previous rows of the acquisition are deleted, the new ones inserted, then
-        ``sql/model_inputs.sql`` builds the model inputs, ``moisture_fn(inputs: pyarrow.Table)`` returns a table
-        with :data:`MOISTURE_COLUMNS` for exactly those parcels, and it is inserted. Any exception (including one
-        raised by ``moisture_fn``) rolls everything back and is re-raised.
+        Inside the transaction the acquisition's row and the previous rows of the parcels in ``observations``
+        are replaced (rows of other parcels, e.g. parcels retired from the set, are kept: stored history is never
+        dropped implicitly), then ``sql/model_inputs.sql`` builds the model inputs of those parcels,
+        ``moisture_fn(inputs: pyarrow.Table)`` returns a table with :data:`MOISTURE_COLUMNS` for exactly those
+        parcels, and it is inserted. Any exception (including one raised by ``moisture_fn``) rolls everything
+        back and is re-raised.
         """
         record = self._acquisition_record(acquisition)
         acq_id = record["acquisition_id"]
         params = {"acquisition_id": acq_id}
         with self._transaction(f"writing acquisition {acq_id}"), self._registered({_OBS_IN: observations}):
-            for table in ("moisture", "observations", "acquisitions"):
-                self.con.execute(f"DELETE FROM {table} WHERE acquisition_id = $acquisition_id", params)
+            self._check_observation_columns(acq_id)
+            for table in ("moisture", "observations"):
+                self.con.execute(f"DELETE FROM {table} WHERE acquisition_id = $acquisition_id AND parcel_id IN "
+                                 f"(SELECT CAST(parcel_id AS VARCHAR) FROM {_OBS_IN})", params)
+            self.con.execute("DELETE FROM acquisitions WHERE acquisition_id = $acquisition_id", params)
             self.con.execute(
                 f"INSERT INTO acquisitions ({', '.join(ACQUISITION_FIELDS)}) "
                 f"VALUES ({', '.join('$' + f for f in ACQUISITION_FIELDS)})",
@@ -78,7 +84,10 @@ class WritesMixin(QueriesMixin):
             n_obs = self._count("observations", acq_id)
             n_moist = 0
             if moisture_fn is not None:
-                inputs = self.query("model_inputs", params)
+                query = (sql_dir() / "model_inputs.sql").read_text(encoding="utf-8")
+                inputs = self.con.sql(
+                    f"SELECT * FROM ({query}) WHERE parcel_id IN (SELECT CAST(parcel_id AS VARCHAR) FROM {_OBS_IN}) "
+                    "ORDER BY parcel_id", params=params).to_arrow_table()
                 result = moisture_fn(inputs)
                 if not isinstance(result, (pd.DataFrame, pa.Table)):
                     raise ModelError(
@@ -89,6 +98,29 @@ class WritesMixin(QueriesMixin):
                     self._insert_moisture(acq_id, len(inputs))
                 n_moist = self._count("moisture", acq_id)
         return AcquisitionWrite(acq_id, n_obs, n_moist)
+
+    def delete_acquisitions(self, acquisition_ids: list[str]) -> dict[str, int]:
+        """Delete acquisitions with their observations and moisture, all in one transaction; return the moisture
+        rows deleted per acquisition. An id that is not stored is an InputError (nothing is deleted)."""
+        ids = list(dict.fromkeys(str(a) for a in acquisition_ids))
+        if not ids:
+            raise UsageError("give at least one acquisition id (plotsm sql summary lists them).")
+        stored = {r[0] for r in self.con.execute(
+            "SELECT acquisition_id FROM acquisitions WHERE list_contains($ids, acquisition_id)", {"ids": ids}).fetchall()}
+        unknown = [a for a in ids if a not in stored]
+        if unknown:
+            some = [r[0] for r in self.con.execute(
+                "SELECT acquisition_id FROM acquisitions ORDER BY datetime_utc DESC LIMIT 5").fetchall()]
+            n_all = int(self._scalar("SELECT count(*) FROM acquisitions"))
+            raise InputError(f"acquisition(s) {', '.join(unknown)} not in {self.path} ({n_all} stored"
+                             f"{', e.g. ' + ', '.join(some) if some else ''}). Nothing was deleted. List them with "
+                             "`plotsm sql summary`.")
+        counts = {a: int(self._scalar("SELECT count(*) FROM moisture WHERE acquisition_id = $a", {"a": a}))
+                  for a in ids}
+        with self._transaction(f"deleting acquisition(s) {', '.join(ids)}"):
+            for table in ("moisture", "observations", "acquisitions"):
+                self.con.execute(f"DELETE FROM {table} WHERE list_contains($ids, acquisition_id)", {"ids": ids})
+        return counts
 
     @staticmethod
     def _acquisition_record(acquisition: Mapping[str, Any]) -> dict[str, Any]:
@@ -114,9 +146,11 @@ class WritesMixin(QueriesMixin):
         return record
 
     def _count(self, table: str, acq_id: str) -> int:
-        return int(self._scalar(f"SELECT count(*) FROM {table} WHERE acquisition_id = $a", {"a": acq_id}))
+        """Rows of ``table`` for the acquisition's parcels being written (the registered observations)."""
+        return int(self._scalar(f"SELECT count(*) FROM {table} WHERE acquisition_id = $a AND parcel_id IN "
+                                f"(SELECT CAST(parcel_id AS VARCHAR) FROM {_OBS_IN})", {"a": acq_id}))
 
-    def _insert_observations(self, acq_id: str) -> None:
+    def _check_observation_columns(self, acq_id: str) -> None:
         columns = set(_column_names(self.con, _OBS_IN))
         missing = [c for c in OBSERVATION_REQUIRED if c not in columns]
         if missing:
@@ -124,6 +158,9 @@ class WritesMixin(QueriesMixin):
                 f"observations of {acq_id}: missing column(s) {', '.join(missing)} "
                 f"(required: {', '.join(OBSERVATION_REQUIRED)})."
             )
+
+    def _insert_observations(self, acq_id: str) -> None:
+        columns = set(_column_names(self.con, _OBS_IN))
 
         def value(name: str) -> str:
             if name not in columns:

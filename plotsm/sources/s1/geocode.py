@@ -48,11 +48,14 @@ from numpy.typing import NDArray
 from pyproj import CRS, Transformer
 from rasterio.enums import Resampling
 from rasterio.warp import reproject, transform_bounds
+from rasterio.windows import Window
 from scipy.interpolate import RegularGridInterpolator
+from scipy.ndimage import distance_transform_edt
 
 from plotsm.errors import DataWarning, InputError
+from plotsm.sources.dem import DemNodata, as_dem_nodata, check_dem_nodata, read_heights
 from plotsm.sources.s1.product import GrdProduct
-from plotsm.zonal import Grid, open_raster
+from plotsm.raster import Grid, open_raster
 
 PathLike = str | os.PathLike[str]
 
@@ -118,18 +121,20 @@ class TerrainGeocoder:
     """Backward geocoding of one GRD product over a DEM (see the module docstring)."""
 
     def __init__(self, product: GrdProduct, dem: PathLike, geoid_offset_m: float | None = None,
-                 seed_step: tuple[int, int] | None = SEED_STEP) -> None:
+                 seed_step: tuple[int, int] | None = SEED_STEP, dem_nodata: DemNodata | str | int = None) -> None:
+        """``dem_nodata``: the DEM height that means no data when the file has no nodata tag (``None``: check and
+        warn; ``"none"``: no check), see :func:`plotsm.sources.dem.check_dem_nodata`."""
         from sarsen import orbit
 
         self.product = product
         self.dem = str(dem)
         self.seed_step = seed_step
-        with open_raster(dem) as src:
+        with open_raster(self.dem) as src:
             if src.crs is None:
                 raise InputError(f"{dem}: DEM has no CRS. Assign one, e.g. `gdal_edit.py -a_srs EPSG:4326 "
                                  f"{os.path.basename(str(dem))}`.")
             self._dem_crs = CRS.from_wkt(src.crs.to_wkt())
-            self._dem_nodata = src.nodata
+            self.dem_nodata = check_dem_nodata(src, self.dem, as_dem_nodata(dem_nodata), use="geocoding")
         self._geoid = self._geoid_transformer(geoid_offset_m)
         self.geoid_offset_m = geoid_offset_m
         self._orbit = orbit.OrbitPolyfitInterpolator.from_position(product.open_group("orbit").position)
@@ -157,13 +162,16 @@ class TerrainGeocoder:
         return None
 
     def heights(self, grid: Grid) -> NDArray[np.float64]:
-        """Ellipsoidal heights (m) of the DEM on ``grid`` (bilinear; NaN off the DEM or on its no-data)."""
+        """Ellipsoidal heights (m) of the DEM on ``grid`` (bilinear; NaN off the DEM or on its no-data: the nodata
+        tag and ``dem_nodata``, never a 0 m height). Only the DEM window under the grid is read."""
         out = np.full((grid.height, grid.width), np.nan, dtype=np.float64)
-        import rasterio
-
-        with open_raster(self.dem) as src:  # GDAL reads only the DEM blocks under the grid
-            reproject(rasterio.band(src, 1), out, src_nodata=src.nodata, dst_transform=grid.transform,
-                      dst_crs=grid.crs, dst_nodata=np.nan, resampling=Resampling.bilinear)
+        with open_raster(self.dem) as src:
+            window = _window_under(src, grid)
+            if window is None:
+                return out
+            heights = read_heights(src, self.dem_nodata.values, window)
+            reproject(heights, out, src_transform=src.window_transform(window), src_crs=src.crs, src_nodata=np.nan,
+                      dst_transform=grid.transform, dst_crs=grid.crs, dst_nodata=np.nan, resampling=Resampling.bilinear)
         if self.geoid_offset_m is not None:
             out += self.geoid_offset_m
         elif self._geoid is not None:
@@ -206,7 +214,10 @@ class TerrainGeocoder:
         t = grid.transform
         xs = t.c + t.a * (np.arange(grid.width) + 0.5)
         ys = t.f + t.e * (np.arange(grid.height) + 0.5)
-        dem = xr.DataArray(np.where(ok, h, 0.0), coords={"y": ys, "x": xs}, dims=("y", "x"))
+        # pixels without a height (off the DEM, DEM voids) are solved at their nearest height, so that the seeded
+        # solve of their neighbours is not pulled towards 0 m; their positions are NaN all the same
+        filled = h if ok.all() else h[tuple(distance_transform_edt(~ok, return_distances=False, return_indices=True))]
+        dem = xr.DataArray(filled, coords={"y": ys, "x": xs}, dims=("y", "x"))
         dem_ecef = scene.convert_to_dem_ecef(dem, source_crs=grid.crs)
         seed = self.seed_step if self.seed_step and min(shape) > 2 * max(self.seed_step) else None
         acq = apps.simulate_acquisition(dem_ecef, self._orbit, include_variables={"azimuth_time", "slant_range_time"},
@@ -266,6 +277,21 @@ class GcpGeocoder:
         lines = _lattice(rows, cols, np.asarray(r, dtype=np.float64), points, shape)
         pixels = _lattice(rows, cols, np.asarray(c, dtype=np.float64), points, shape)
         return _inside_image(lines, pixels, self.n_lines, self.n_samples)
+
+
+def _window_under(src: Any, grid: Grid, margin: int = 2) -> Window | None:
+    """The window of the open DEM ``src`` under ``grid`` (its bounds in the DEM's CRS, densified), widened by
+    ``margin`` pixels for the bilinear kernel and clipped to the DEM; ``None`` when they do not meet."""
+    t = grid.transform
+    left, bottom, right, top = transform_bounds(grid.crs, src.crs, t.c, t.f + t.e * grid.height,
+                                                t.c + t.a * grid.width, t.f, densify_pts=21)
+    inv = ~src.transform
+    cols, rows = zip(*(inv @ xy for xy in ((left, top), (right, top), (left, bottom), (right, bottom))))
+    c0, r0 = max(int(np.floor(min(cols))) - margin, 0), max(int(np.floor(min(rows))) - margin, 0)
+    c1, r1 = min(int(np.ceil(max(cols))) + margin, src.width), min(int(np.ceil(max(rows))) + margin, src.height)
+    if c1 <= c0 or r1 <= r0:
+        return None
+    return Window(c0, r0, c1 - c0, r1 - r0)
 
 
 #: Map-pixel step at which :class:`GcpGeocoder` evaluates the GCP spline exactly.

@@ -33,13 +33,15 @@ from numpy.typing import NDArray
 from rasterio.windows import Window
 from scipy.ndimage import map_coordinates
 
+from plotsm.atomic import writable_dir
 from plotsm.errors import DataWarning, InputError
 from plotsm.sources import bounded_gdal_cache, write_geotiff_atomic
+from plotsm.sources.dem import DemNodata
 from plotsm.sources.s1.geocode import (EllipsoidIncidence, GcpGeocoder, RadarPositions, TerrainGeocoder,
                                        default_grid)
 from plotsm.sources.s1.product import GrdProduct, open_grd_product
 from plotsm.sources.s1.radiometry import calibrate_power_counted, read_calibration, read_noise
-from plotsm.zonal import Grid
+from plotsm.raster import Grid
 
 PathLike = str | os.PathLike[str]
 Progress = Callable[[int, int], None]
@@ -71,18 +73,24 @@ def calibrate_grd(product_path: PathLike, out_dir: PathLike, *, dem: PathLike | 
                   grid: Grid | PathLike | None = None, crs: Any = None, res: float = 10.0,
                   bounds_lonlat: tuple[float, float, float, float] | None = None,
                   geoid_offset_m: float | None = None, denoise: bool = True, polarisation: str = "VV",
-                  block: int = BLOCK, progress: Progress | None = None) -> GrdOutputs:
+                  block: int = BLOCK, progress: Progress | None = None, dem_nodata: DemNodata | str | int = None,
+                  announce: Callable[[Grid], None] | None = None) -> GrdOutputs:
     """Calibrate, denoise and geocode one polarisation of a GRD product into ``out_dir``.
 
     ``grid`` (a :class:`Grid` or a raster whose grid to copy, e.g. an S2 band) wins over ``crs``/``res``/
     ``bounds_lonlat``; by default the grid covers the product ∩ DEM (∩ ``bounds_lonlat``) in its UTM zone at
     ``res`` m. Without ``dem`` the geocoding uses the annotation GCPs (no terrain correction) and warns.
+    ``dem_nodata``: the DEM height that means no data when the DEM has no nodata tag
+    (:func:`plotsm.sources.dem.check_dem_nodata`; recorded in the outputs' tags). ``announce(grid)`` is called
+    once the output grid is known, before the work starts (its size bounds the time). ``out_dir`` is created
+    once the product has been read and verified, so a bad product leaves nothing behind.
     """
     out = Path(out_dir)
-    if not out.is_dir():
-        raise InputError(f"{out}: output folder does not exist. Create it first.")
     with open_grd_product(product_path, polarisation) as product:
         target = _target_grid(product, dem, grid, crs, res, bounds_lonlat)
+        if announce is not None:
+            announce(target)
+        writable_dir(out)
         lut, noise = read_calibration(product.calibration), read_noise(product.noise) if denoise else None
         if dem is None:
             warnings.warn(DataWarning(f"{product.source}: no DEM given; geocoding with the annotation GCPs, without "
@@ -90,7 +98,7 @@ def calibrate_grd(product_path: PathLike, out_dir: PathLike, *, dem: PathLike | 
             geocoder: TerrainGeocoder | GcpGeocoder = GcpGeocoder.from_product(product)
             geocoding = "gcp"
         else:
-            geocoder = TerrainGeocoder(product, dem, geoid_offset_m)
+            geocoder = TerrainGeocoder(product, dem, geoid_offset_m, dem_nodata=dem_nodata)
             geocoding = "terrain"
         incidence = EllipsoidIncidence(product)
         stem = output_stem(product)
@@ -114,7 +122,8 @@ def calibrate_grd(product_path: PathLike, out_dir: PathLike, *, dem: PathLike | 
                 theta_dst.write(incidence(pos).astype(np.float32), 1, window=win)
                 if progress is not None:
                     progress(done, len(blocks))
-            tags = {**product.tags(), "GEOCODING": geocoding, "INCIDENCE": "ellipsoid",
+            dem_tags = geocoder.dem_nodata.tags() if isinstance(geocoder, TerrainGeocoder) else {}
+            tags = {**product.tags(), **dem_tags, "GEOCODING": geocoding, "INCIDENCE": "ellipsoid",
                     "DEM": os.path.basename(str(dem)) if dem is not None else "none",
                     "GEOID_OFFSET_M": "auto" if geoid_offset_m is None else str(geoid_offset_m),
                     "NOISE_REMOVED": str(denoise).lower(), "N_VALID": str(n_valid), "N_CLIPPED_NEGATIVE": str(n_clipped)}

@@ -13,7 +13,11 @@ annotation) plus the two facts it does not expose: the IPF version (``safe:softw
 image timing of ``imageAnnotation/imageInformation`` (xarray-sentinel only gives those with the measurement
 open, and the geocoder needs them before). A ``.zip`` is opened with :mod:`zipfile` (a truncated download has
 no central directory and fails here, with a message); its manifest and annotation (a few MB) are extracted to a
-temporary folder, and the measurement is read in place through GDAL's ``/vsizip/``.
+temporary folder (``zipfile`` checks their CRC), and the measurement is read in place through GDAL's ``/vsizip/``,
+which does not: the measurement of the requested polarisation is streamed through
+:func:`~plotsm.sources.archive.verify_zip_members` before the product is handed out. The temporary folder is named
+``plotsm-s1-<pid>-*``, so that the folders a killed run leaves behind can be told from those of live runs and
+removed (:func:`remove_stale_extractions`, called whenever a zip is opened).
 """
 
 from __future__ import annotations
@@ -33,12 +37,16 @@ from xml.etree import ElementTree
 import numpy as np
 
 from plotsm.errors import InputError
+from plotsm.sources.archive import MEMBER_ERRORS, damaged_member, verify_zip_members
 
 PathLike = str | os.PathLike[str]
 
 #: Acquisition modes plotsm accepts. The networks were trained on 20–45° incidence (science.md §5), the span of
 #: IW (about 29–46°); EW and SM products are refused rather than inverted outside it.
 SUPPORTED_MODES = ("IW",)
+
+#: Prefix of the temporary folder a zip's manifest and annotation are extracted to; the process id follows.
+EXTRACTION_PREFIX = "plotsm-s1-"
 
 
 @dataclass(frozen=True)
@@ -108,7 +116,9 @@ def open_grd_product(path: PathLike, polarisation: str = "VV", require_measureme
 
     Raises :class:`InputError` naming the product and the fix when it is missing, a truncated zip, not a GRD, of
     an unsupported mode, lacks the polarisation, or lacks one of the annotation, calibration, noise or
-    (``require_measurement``) measurement files. Temporary files of a zip are removed on exit.
+    (``require_measurement``) measurement files, or when (``require_measurement``) the measurement member of a zip
+    is corrupted (CRC-32 mismatch, truncated, undecodable). Temporary files of a zip are removed on exit; without
+    ``require_measurement`` the measurement is neither required nor checked, so do not read it then.
     """
     src = Path(path)
     if src.name == "manifest.safe":
@@ -121,17 +131,56 @@ def open_grd_product(path: PathLike, polarisation: str = "VV", require_measureme
         files = [str(f) for f in sorted(measurement_dir.glob("*.tiff"))] if measurement_dir.is_dir() else []
         yield _read(src, src, files, pol, require_measurement)
         return
-    tmp = Path(tempfile.mkdtemp(prefix="plotsm-s1-"))
+    remove_stale_extractions()
+    tmp = Path(tempfile.mkdtemp(prefix=f"{EXTRACTION_PREFIX}{os.getpid()}-"))
     try:
         safe_dir, measurements = _extract_zip(src, tmp)
-        yield _read(src, safe_dir, measurements, pol, require_measurement)
+        product = _read(src, safe_dir, list(measurements), pol, require_measurement)
+        if require_measurement and product.measurement is not None:
+            verify_zip_members(src, [measurements[product.measurement]])  # GDAL's /vsizip/ checks no CRC
+        yield product
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _extract_zip(src: Path, tmp: Path) -> tuple[Path, list[str]]:
+def remove_stale_extractions(parent: PathLike | None = None) -> list[Path]:
+    """Remove the ``plotsm-s1-<pid>-*`` folders of processes that no longer run from ``parent`` (default: the
+    temporary folder); return them. A killed run (SIGKILL, out of memory) cannot remove its own.
+
+    A folder is kept when its process is alive, when that cannot be told (another user's process), when it is this
+    process's, and when its name carries no pid (folders of older plotsm versions). Process ids are those of this
+    host's pid namespace: do not share one temporary folder between containers running plotsm.
+    """
+    if os.name != "posix":  # os.kill(pid, 0) would interrupt the process on Windows
+        return []
+    folder = Path(parent) if parent is not None else Path(tempfile.gettempdir())
+    pattern = re.compile(rf"{re.escape(EXTRACTION_PREFIX)}(\d+)-.+")
+    try:
+        stale = [p for p in folder.iterdir() if (found := pattern.fullmatch(p.name)) and not _alive(int(found[1]))
+                 and p.is_dir() and not p.is_symlink()]
+    except OSError:  # an unreadable temporary folder: nothing to clean
+        return []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)  # another run may be removing it too
+    return stale
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` may exist (signal 0 checks without sending anything); True when unsure."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # PermissionError: it exists, but belongs to another user
+        return True
+    return True
+
+
+def _extract_zip(src: Path, tmp: Path) -> tuple[Path, dict[str, str]]:
     """Extract manifest and annotation of ``src`` into ``tmp``; return the SAFE folder and the GDAL
-    ``/vsizip/`` paths of the measurement files."""
+    ``/vsizip/`` paths of the measurement files, each with its member name."""
     try:
         with zipfile.ZipFile(src) as zf:
             names = zf.namelist()
@@ -142,9 +191,12 @@ def _extract_zip(src: Path, tmp: Path) -> tuple[Path, list[str]]:
             wanted = [n for n in names if n.startswith(root) and not n.endswith("/")
                       and (n == manifests[0] or n[len(root):].startswith("annotation/"))]
             for member in wanted:
-                zf.extract(member, tmp)  # checks the CRC of each member it reads
-            measurements = [f"/vsizip/{src.resolve()}/{n}" for n in names
-                            if n.startswith(f"{root}measurement/") and n.endswith(".tiff")]
+                try:
+                    zf.extract(member, tmp)  # checks the CRC of each member it reads
+                except MEMBER_ERRORS as exc:
+                    raise damaged_member(src, member, exc) from None
+            measurements = {f"/vsizip/{src.resolve()}/{n}": n for n in names
+                            if n.startswith(f"{root}measurement/") and n.endswith(".tiff")}
     except zipfile.BadZipFile as exc:
         raise InputError(f"{src}: not a readable zip ({exc}); the download is truncated or corrupt. "
                          f"Download the product again.") from None
