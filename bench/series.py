@@ -56,6 +56,7 @@ def smooth_raster(path: Path, size_px: int, lo: float, hi: float, seed: int, noi
             block = np.broadcast_to(ramp, (rows, size_px)).copy()
             if noise:
                 block += rng.uniform(-noise, noise, block.shape).astype(np.float32)
+                np.maximum(block, lo, out=block)  # a slope or NDVI stays in its range (plotsm refuses others)
             dst.write(block, 1, window=Window(0, r0, size_px, rows))
     tmp.rename(path)
 
@@ -74,7 +75,7 @@ def build(size_px: int, n_parcels: int, n_acq: int) -> tuple[Path, Path, Path, P
     ndvis = [folder / f"ndvi_{k}.tif" for k in range(3)]
     for k, path in enumerate(ndvis):
         smooth_raster(path, size_px, 0.1 + 0.15 * k, 0.4 + 0.15 * k, 10 + k, noise=0.05)
-    slope = folder / "slope.tif"
+    slope = folder / "slope_v2.tif"  # v2: noise clipped at 0° (the first one had negative slopes)
     smooth_raster(slope, size_px, 0.0, 6.0, 20, noise=1.0)
     cat = folder / f"catalog_vrt_{n_acq}"
     s1, nd = cat / "s1", cat / "ndvi"

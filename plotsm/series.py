@@ -117,7 +117,7 @@ SHARED_STATS_KEPT = 16
 class _SharedStats:
     """A zonal engine whose ``stats`` of shared rasters are remembered by content hash (worker side)."""
 
-    def __init__(self, engine: ZonalEngine, shared: dict[str, str], memo: dict[Any, pd.DataFrame]) -> None:
+    def __init__(self, engine: ZonalEngine, shared: dict[str, str], memo: dict[Any, Any]) -> None:
         self.engine, self.shared, self.memo = engine, shared, memo
 
     def __getattr__(self, name: str) -> Any:  # everything else is the engine's (e.g. parcels_bounds)
@@ -127,12 +127,20 @@ class _SharedStats:
         digest = self.shared.get(str(raster_path))
         if digest is None:
             return self.engine.stats(raster_path, **kwargs)
-        key = (digest, tuple(sorted(kwargs.items())))
+        # the same content read the same way: the decoding's path only words messages, so it is not in the key
+        key = (digest, tuple(sorted((k, v.with_path("") if isinstance(v, Decoding) else v)
+                                    for k, v in kwargs.items())))
         if key not in self.memo:
             if len(self.memo) >= SHARED_STATS_KEPT:
                 self.memo.pop(next(iter(self.memo)))
-            self.memo[key] = self.engine.stats(raster_path, **kwargs)
-        return self.memo[key]
+            try:
+                self.memo[key] = self.engine.stats(raster_path, **kwargs)
+            except InputError as exc:  # a shared raster that fails its checks fails every acquisition using it:
+                self.memo[key] = exc  # say so at once instead of reading it again for each of them
+        found = self.memo[key]
+        if isinstance(found, InputError):
+            raise found
+        return found
 
 
 def _init_worker(parcels_gdf: gpd.GeoDataFrame, parent_pid: int | None = None) -> None:
@@ -197,7 +205,7 @@ def prepare_labels(raster: str, settings: RunSettings, cache_dir: str, threads: 
 
 
 def _engine(parcels_gdf: gpd.GeoDataFrame | None, settings: RunSettings, cache_dir: str,
-            threads: int) -> tuple[ZonalEngine, dict[Any, pd.DataFrame]]:
+            threads: int) -> tuple[ZonalEngine, dict[Any, Any]]:
     """This worker's zonal engine for (parcels, rule, buffer), and its memo of shared statistics."""
     gdf = parcels_gdf if parcels_gdf is not None else _WORKER["parcels"]
     key = str((id(gdf), settings.rule, settings.buffer_m, cache_dir))

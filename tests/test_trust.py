@@ -518,3 +518,25 @@ def test_the_ndvi_gap_is_stored_per_acquisition(tmp_path, reference):
     assert code == 0, err
     with duckdb.connect(str(tmp_path / "out" / "plotsm.duckdb"), read_only=True) as con:
         assert con.execute("SELECT ndvi_gap_days FROM acquisitions").fetchone()[0] == 0.76
+
+
+def test_s2_ndvi_uint8_output_is_decoded_as_ndvi(tmp_path):
+    """`plotsm s2 ndvi --uint8` writes GDAL scale 0.01 / offset −1 and its tag; plotsm.raster (what `run` and
+    `s2 composite` read through) decodes it to the float output within half a step (0.005)."""
+    product = tmp_path / "S2A_29RKH_20200219_0_L2A"
+    product.mkdir()
+    for band in ("b04", "b08", "scl"):
+        (product / f"{band.upper()}.tif").write_bytes((DATA / f"s2_29rkh_{band}.tif").read_bytes())
+    (product / "S2A_29RKH_20200219_0_L2A.json").write_bytes((DATA / "s2_29rkh_stac_item.json").read_bytes())
+    for flag, folder in (("", "float"), ("--uint8", "uint8")):
+        code, _, err = plotsm("s2", "ndvi", product, "--out", tmp_path / folder, *([flag] if flag else []))
+        assert code == 0, err
+    coded = tmp_path / "uint8" / "NDVI_29RKH_20200219.tif"
+    with rasterio.open(coded) as src:
+        assert (src.scales, src.offsets, src.nodata, src.dtypes[0]) == ((0.01,), (-1.0,), 255.0, "uint8")
+        raw = src.read(1)
+    decoding = inspect_raster(coded, "ndvi")
+    values, _ = decoding.decode(raw.copy())
+    expected, _ = read(tmp_path / "float" / "NDVI_29RKH_20200219.tif")
+    np.testing.assert_array_equal(np.isnan(values), np.isnan(expected.ravel()))
+    np.testing.assert_allclose(values, expected.ravel(), atol=0.005 + 1e-7)

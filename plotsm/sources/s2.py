@@ -398,6 +398,8 @@ def _compute_ndvi(layers: list[_Layer], masks: list[_Layer], out: PathLike | Non
                                       level=NDVI_COMPRESSION_LEVEL, predictor=NDVI_PREDICTOR[encoding]) as dst:
                 dst.update_tags(NDVI_ENCODING="round((ndvi+1)*100), 255 nodata" if encoding == "uint8"
                                 else "float32, NaN nodata")
+                if encoding == "uint8":  # GDAL's own way to say NDVI = value · 0.01 − 1 (QGIS, gdal_translate -unscale)
+                    dst.scales, dst.offsets = (1.0 / UINT8_SCALE,), (-1.0,)
                 write_windows(dst, blocks)
             return Path(out)
         finally:

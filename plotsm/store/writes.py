@@ -32,6 +32,7 @@ MoistureFn = Callable[[pa.Table], "pd.DataFrame | pa.Table"]
 
 _INTEGER_COLUMNS = ("n_valid", "n_pixels")
 _OBS_IN, _MOIST_IN = "plotsm_observations_in", "plotsm_moisture_in"
+_IDS = "plotsm_parcel_ids_written"  # temporary table: the parcels of the acquisition being re-written
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +46,9 @@ class AcquisitionWrite:
 
 class WritesMixin(QueriesMixin):
     """Writing acquisitions and runs (the model inputs of an acquisition come from a named query)."""
+
+    #: SQL restricting an acquisition's rows to the parcels being written ("" for a new acquisition)
+    _scope = ""
 
     def write_acquisition(
         self,
@@ -71,9 +75,16 @@ class WritesMixin(QueriesMixin):
         params = {"acquisition_id": acq_id}
         with self._transaction(f"writing acquisition {acq_id}"), self._registered({_OBS_IN: observations}):
             self._check_observation_columns(acq_id)
+            # a stored acquisition may keep rows of parcels this table does not cover: its deletes, counts and
+            # model inputs are restricted to the table's parcels (a temporary table of their ids, converted once);
+            # a new acquisition has no other rows, and needs no restriction
+            self._scope = ""
+            if self._scalar("SELECT count(*) FROM acquisitions WHERE acquisition_id = $a", {"a": acq_id}):
+                self.con.execute(f"CREATE OR REPLACE TEMP TABLE {_IDS} AS SELECT DISTINCT CAST(parcel_id AS VARCHAR) "
+                                 f"AS parcel_id FROM {_OBS_IN}")
+                self._scope = f" AND parcel_id IN (SELECT parcel_id FROM {_IDS})"
             for table in ("moisture", "observations"):
-                self.con.execute(f"DELETE FROM {table} WHERE acquisition_id = $acquisition_id AND parcel_id IN "
-                                 f"(SELECT CAST(parcel_id AS VARCHAR) FROM {_OBS_IN})", params)
+                self.con.execute(f"DELETE FROM {table} WHERE acquisition_id = $acquisition_id{self._scope}", params)
             self.con.execute("DELETE FROM acquisitions WHERE acquisition_id = $acquisition_id", params)
             self.con.execute(
                 f"INSERT INTO acquisitions ({', '.join(ACQUISITION_FIELDS)}) "
@@ -85,9 +96,8 @@ class WritesMixin(QueriesMixin):
             n_moist = 0
             if moisture_fn is not None:
                 query = (sql_dir() / "model_inputs.sql").read_text(encoding="utf-8")
-                inputs = self.con.sql(
-                    f"SELECT * FROM ({query}) WHERE parcel_id IN (SELECT CAST(parcel_id AS VARCHAR) FROM {_OBS_IN}) "
-                    "ORDER BY parcel_id", params=params).to_arrow_table()
+                inputs = self.con.sql(f"SELECT * FROM ({query}) WHERE TRUE{self._scope} ORDER BY parcel_id",
+                                      params=params).to_arrow_table()
                 result = moisture_fn(inputs)
                 if not isinstance(result, (pd.DataFrame, pa.Table)):
                     raise ModelError(
@@ -146,9 +156,9 @@ class WritesMixin(QueriesMixin):
         return record
 
     def _count(self, table: str, acq_id: str) -> int:
-        """Rows of ``table`` for the acquisition's parcels being written (the registered observations)."""
-        return int(self._scalar(f"SELECT count(*) FROM {table} WHERE acquisition_id = $a AND parcel_id IN "
-                                f"(SELECT CAST(parcel_id AS VARCHAR) FROM {_OBS_IN})", {"a": acq_id}))
+        """Rows of ``table`` for the acquisition's parcels being written (see :meth:`write_acquisition`)."""
+        return int(self._scalar(f"SELECT count(*) FROM {table} WHERE acquisition_id = $a{self._scope}",
+                                {"a": acq_id}))
 
     def _check_observation_columns(self, acq_id: str) -> None:
         columns = set(_column_names(self.con, _OBS_IN))
