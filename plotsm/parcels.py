@@ -233,6 +233,11 @@ def _choose_id(
             break
         if name in named:  # a natural id abandoned: never silently (report.id_skipped, a message, a warning)
             report.id_skipped.append((name, " and ".join(_key_defects(columns[name]).values())))
+    natural = next((c for c in typed if pd.api.types.is_integer_dtype(gdf[c])), None) if not named else None
+    if natural is not None and chosen != natural:
+        # no id-like name: the first integer field (e.g. a segmentation's 'label') was the natural id; say why
+        # another field, the feature ids or generated numbers are used instead
+        report.id_skipped.append((natural, " and ".join(_key_defects(columns[natural]).values())))
     if chosen is not None:
         ids = _normalise_ids(columns[chosen], chosen, path)
         report.messages.append(f"{path.name}: parcel ids from field {chosen!r} (pass --id-field to choose another).")

@@ -415,3 +415,17 @@ def test_real_benin_segments_do_not_overlap() -> None:
     assert first["nbPixels"].item() == 194
     report = overlapping_parcels(pd.concat([parcels.gdf, first.assign(parcel_id=-142)], ignore_index=True))
     assert (report.n_pairs, report.n_parcels, report.examples) == (1, 2, [(142, -142, 19_400.0)])
+
+
+def test_a_natural_id_without_an_id_like_name_is_not_abandoned_silently(tmp_path: Path) -> None:
+    """The Benin segmentation's ids are in 'label' (no id-like name): with a duplicate, plotsm falls back to the
+    GeoPackage fid and says that 'label' was passed over, and why."""
+    gdf = gpd.read_file(Path(__file__).parent / "data" / "zonal_benin_segments.gpkg")  # nbPixels repeats too
+    gdf.loc[gdf.index[1], "label"] = gdf["label"].iloc[0]
+    path = tmp_path / "segments.gpkg"
+    gdf.to_file(path)
+    with pytest.warns(ParcelsWarning, match=r"segments\.gpkg: field 'label' looks like the parcel id but has 1 "
+                                            r"duplicated value\(s\) over 2 rows .*parcel ids come from the file's "
+                                            r"feature ids \('fid'\) instead"):
+        parcels = read_parcels(path)
+    assert parcels.id_field == "fid" and parcels.report.id_skipped[0][0] == "label"
