@@ -820,7 +820,8 @@ def s1_calibrate(
     def announce(target: Any) -> None:
         px = target.width * target.height
         bound = ("set by --grid" if grid is not None else "the parcels' extent + --margin" if parcels is not None
-                 else "the whole product (pass --parcels or --grid to compute only the area you need)")
+                 else f"the product{' ∩ the DEM' if dem is not None else ''} (pass --parcels or --grid to compute "
+                      "only the area you need)")
         _info(f"output grid {target.width:,} × {target.height:,} px ({px / 1e6:.1f} Mpx), {bound}")
 
     with _progress() as bar:
