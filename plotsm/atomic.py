@@ -140,12 +140,17 @@ def writable_dir(folder: str | os.PathLike[str], option: str = "--out") -> Path:
         raise StorageError(f"{option} {path}: is a file, not a folder. Pass a folder.")
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = temporary_name(path / "write-check")
-        probe.write_bytes(b"")
-        probe.unlink()
+        _probe(path)
     except OSError as exc:
         raise storage_error(path, exc, f"{option}: cannot write in this folder") from None
     return path
+
+
+def _probe(folder: Path) -> None:
+    """Create and remove an empty file in ``folder`` (OSError when that cannot be done)."""
+    probe = temporary_name(folder / "write-check")
+    probe.write_bytes(b"")
+    probe.unlink()
 
 
 def check_destination(folder: str | os.PathLike[str], option: str = "--out") -> Path:
@@ -159,9 +164,7 @@ def check_destination(folder: str | os.PathLike[str], option: str = "--out") -> 
     if not existing.is_dir():
         raise StorageError(f"{option} {path}: {existing} is a file, not a folder. Pass a folder.")
     try:
-        probe = temporary_name(existing / "write-check")
-        probe.write_bytes(b"")
-        probe.unlink()
+        _probe(existing)
     except OSError as exc:
         raise storage_error(path, exc, f"{option}: cannot write in {existing}") from None
     return path

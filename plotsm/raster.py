@@ -518,16 +518,24 @@ def _scaled(d: Decoding) -> bool:
     return d.scale != 1.0 or d.offset != 0.0
 
 
-def _resolve_sigma0(d: Decoding, tags: dict[str, str], enc: Encoding, dtype: np.dtype[Any]) -> Decoding:
+def _unit(d: Decoding, tags: dict[str, str], units: dict[str, set[str]], given: str | None, option: str,
+          what: str, fix: str) -> tuple[str | None, str | None]:
+    """The unit a raster's tag ``UNIT`` names (one of ``units``), checked against the option's value ``given``;
+    returns (tag unit or None, the unit to use: option, else tag, else None)."""
     tag = tags.get("UNIT", "").lower()
-    tag_unit = "db" if tag in _DB_UNITS else "linear" if tag in _LINEAR_UNITS else None
+    tag_unit = next((unit for unit, names in units.items() if tag in names), None)
     if tag and tag_unit is None:
-        raise InputError(f"{d.path}: σ⁰ tagged UNIT={tags['UNIT']}; plotsm takes σ⁰ in linear power or dB. "
-                         "Calibrate it (plotsm s1 calibrate) or fix the tag (gdal_edit.py -mo UNIT=linear).")
-    if enc.vv_unit is not None and tag_unit is not None and enc.vv_unit != tag_unit:
-        raise InputError(f"{d.path}: the file is tagged UNIT={tags['UNIT']} but --vv-unit says {enc.vv_unit}. "
-                         "Drop --vv-unit, or fix the tag if it is wrong (gdal_edit.py -mo UNIT=…).")
-    unit = enc.vv_unit or tag_unit or "linear"
+        raise InputError(f"{d.path}: {what} tagged UNIT={tags['UNIT']}; plotsm takes {' or '.join(units)}. {fix}")
+    if given is not None and tag_unit is not None and given != tag_unit:
+        raise InputError(f"{d.path}: the file is tagged UNIT={tags['UNIT']} but {option} says {given}. Drop "
+                         f"{option}, or fix the tag if it is wrong (gdal_edit.py -mo UNIT=…).")
+    return tag_unit, given or tag_unit
+
+
+def _resolve_sigma0(d: Decoding, tags: dict[str, str], enc: Encoding, dtype: np.dtype[Any]) -> Decoding:
+    tag_unit, unit = _unit(d, tags, {"linear": _LINEAR_UNITS, "db": _DB_UNITS}, enc.vv_unit, "--vv-unit", "σ⁰",
+                           "Calibrate it (plotsm s1 calibrate) or fix the tag (gdal_edit.py -mo UNIT=linear).")
+    unit = unit or "linear"
     if dtype.kind in "iu" and not _scaled(d):
         raise InputError(f"{d.path}: σ⁰ stored as {dtype.name} integers without a scale: these look like "
                          "uncalibrated digital numbers. Calibrate the GRD with `plotsm s1 calibrate`, or give the "
@@ -537,15 +545,9 @@ def _resolve_sigma0(d: Decoding, tags: dict[str, str], enc: Encoding, dtype: np.
 
 
 def _resolve_theta(d: Decoding, tags: dict[str, str], enc: Encoding, dtype: np.dtype[Any]) -> Decoding:
-    tag = tags.get("UNIT", "").lower()
-    tag_unit = "degree" if tag in _DEGREE_UNITS else "radian" if tag in _RADIAN_UNITS else None
-    if tag and tag_unit is None:
-        raise InputError(f"{d.path}: incidence angle tagged UNIT={tags['UNIT']}; plotsm takes degrees or radians. "
-                         "Convert it to degrees (gdal_calc.py) and tag UNIT=degree.")
-    if enc.theta_unit is not None and tag_unit is not None and enc.theta_unit != tag_unit:
-        raise InputError(f"{d.path}: the file is tagged UNIT={tags['UNIT']} but --theta-unit says "
-                         f"{enc.theta_unit}. Drop --theta-unit, or fix the tag if it is wrong.")
-    unit = enc.theta_unit or tag_unit or "degree"
+    _, unit = _unit(d, tags, {"degree": _DEGREE_UNITS, "radian": _RADIAN_UNITS}, enc.theta_unit, "--theta-unit",
+                    "incidence angle", "Convert it to degrees (gdal_calc.py) and tag UNIT=degree.")
+    unit = unit or "degree"
     return replace(d, unit=unit, description=d.description or f"{dtype.name} incidence angle in {unit}s")
 
 

@@ -18,7 +18,6 @@ import gzip
 import os
 import re
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -357,20 +356,6 @@ def _zip_safe(safe: Path, archive: Path, compression: int) -> Path:
     return archive
 
 
-def _corrupt(archive: Path, suffix: str) -> str:
-    """Flip the bits of the middle byte of the data of the member ending in ``suffix``; return its name. The data
-    start is read from the member's local header in the file, so headers and central directory stay intact."""
-    with zipfile.ZipFile(archive) as zf:
-        (info,) = [i for i in zf.infolist() if i.filename.endswith(suffix)]
-    raw = bytearray(archive.read_bytes())
-    local = raw[info.header_offset: info.header_offset + 30]
-    assert local[:4] == b"PK\x03\x04"
-    name_len, extra_len = struct.unpack("<HH", local[26:30])
-    raw[info.header_offset + 30 + name_len + extra_len + info.compress_size // 2] ^= 0xFF
-    archive.write_bytes(raw)
-    return info.filename
-
-
 def _dead_pid() -> int:
     """The pid of a process that has run and been reaped."""
     child = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -381,7 +366,7 @@ def _dead_pid() -> int:
 @pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED], ids=["stored", "deflated"])
 @pytest.mark.parametrize("suffix", [f"measurement/{STEM}.tiff", f"annotation/{STEM}.xml"],
                          ids=["measurement", "annotation"])
-def test_cli_corrupted_member_exits_4_and_writes_nothing(raw_safe, tmp_path, monkeypatch, capsys, suffix,
+def test_cli_corrupted_member_exits_4_and_writes_nothing(corrupt, raw_safe, tmp_path, monkeypatch, capsys, suffix,
                                                          compression):
     """One flipped byte in the measurement or in the annotation (extracted): exit 4 naming archive!member; no σ⁰
     or θ file, no temporary folder left, and the stale extraction folder of a dead run removed on the way. The
@@ -391,7 +376,7 @@ def test_cli_corrupted_member_exits_4_and_writes_nothing(raw_safe, tmp_path, mon
     (temp / f"plotsm-s1-{_dead_pid()}-x1y2z3" / f"{NAME}.SAFE").mkdir(parents=True)
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
     archive = _zip_safe(raw_safe, tmp_path / f"{NAME}.zip", compression)
-    member = _corrupt(archive, suffix)
+    member = corrupt(archive, suffix)
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as info:
         main(["s1", "calibrate", str(archive), "--dem", str(DEM), "--geoid-offset", str(GEOID), "--out", str(out)])

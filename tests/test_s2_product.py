@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import struct
 import zipfile
 from pathlib import Path
 
@@ -406,30 +405,13 @@ def test_cli_overviews_on_request(tmp_path: Path, capsys: pytest.CaptureFixture[
 # ------------------------------------------------------------------------------------- corrupted members
 
 
-def _corrupt(archive: Path, suffix: str, where: float = 0.5) -> str:
-    """Flip the bits of one byte of the data of the member ending in ``suffix`` (at fraction ``where`` of its
-    stored bytes); return its name. The data start is read from the member's local header in the file (its name
-    and extra field may differ from the central directory's), so headers and central directory stay intact."""
-    with zipfile.ZipFile(archive) as zf:
-        (info,) = [i for i in zf.infolist() if i.filename.endswith(suffix)]
-    raw = bytearray(archive.read_bytes())
-    local = raw[info.header_offset: info.header_offset + 30]
-    assert local[:4] == b"PK\x03\x04"
-    name_len, extra_len = struct.unpack("<HH", local[26:30])
-    raw[info.header_offset + 30 + name_len + extra_len + int(info.compress_size * where)] ^= 0xFF
-    archive.write_bytes(raw)
-    with zipfile.ZipFile(archive) as zf:
-        assert zf.getinfo(info.filename).CRC == info.CRC  # the archive still opens, its records unchanged
-    return info.filename
-
-
 CORRUPTED = {"B08 band": (_safe, "_B08_10m.jp2"), "SCL mask": (_safe, "_SCL_20m.jp2"),
              "MTD metadata": (_safe, "/MTD_MSIL2A.xml"), "L3A FLG mask": (_theia_l3a, "_FLG_R1.tif")}
 
 
 @pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED], ids=["stored", "deflated"])
 @pytest.mark.parametrize("case", list(CORRUPTED))
-def test_corrupted_member_exits_4_names_it_and_writes_nothing(case: str, compression: int, tmp_path: Path,
+def test_corrupted_member_exits_4_names_it_and_writes_nothing(corrupt, case: str, compression: int, tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     """One flipped byte in a member the NDVI reads: exit 4 naming archive!member, no output folder, no file. The
     same zip before the flip gives an NDVI, so the byte is what is refused (GDAL alone would read it unchecked)."""
@@ -437,7 +419,7 @@ def test_corrupted_member_exits_4_names_it_and_writes_nothing(case: str, compres
     archive = _zip(build(tmp_path / "src"), compression)
     code, _, err = _run(["s2", "ndvi", archive, "--out", tmp_path / "intact"], capsys)
     assert code == 0 and len(os.listdir(tmp_path / "intact")) == 1, err
-    member = _corrupt(archive, suffix)
+    member = corrupt(archive, suffix)
     code, out, err = _run(["s2", "ndvi", archive, "--out", tmp_path / "new" / "ndvi"], capsys)
     assert code == 4, err
     assert re.search(rf"error: \S+\.zip!{re.escape(member)}: (CRC-32 mismatch|undecodable compressed data|truncated)"
@@ -445,9 +427,9 @@ def test_corrupted_member_exits_4_names_it_and_writes_nothing(case: str, compres
     assert "wrote" not in out and not (tmp_path / "new").exists()
 
 
-def test_corrupted_member_is_refused_before_an_existing_folder_is_touched(tmp_path: Path) -> None:
+def test_corrupted_member_is_refused_before_an_existing_folder_is_touched(corrupt, tmp_path: Path) -> None:
     archive = _zip(_safe(tmp_path / "src"), zipfile.ZIP_STORED)
-    member = _corrupt(archive, "_B04_10m.jp2")
+    member = corrupt(archive, "_B04_10m.jp2")
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     with pytest.raises(InputError, match=rf"!{re.escape(member)}: CRC-32 mismatch"):
@@ -467,7 +449,7 @@ def test_zip_members_lists_what_the_ndvi_reads(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED], ids=["stored", "deflated"])
-def test_verify_zip_members_streams_in_chunks(compression: int, tmp_path: Path,
+def test_verify_zip_members_streams_in_chunks(corrupt, compression: int, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """A good archive passes, members named twice or not at all included; with 1 kB chunks a 100 kB member is
     read in pieces, and a byte flipped near its end is still caught (the CRC is checked at the member's end)."""
@@ -482,7 +464,7 @@ def test_verify_zip_members_streams_in_chunks(compression: int, tmp_path: Path,
     with pytest.raises(InputError, match=r"a\.zip!missing\.bin: not in the archive\. The product is damaged; "
                                          r"re-download it"):
         verify_zip_members(archive, ["small.txt", "missing.bin"])
-    _corrupt(archive, "big.bin", where=0.99)
+    corrupt(archive, "big.bin", where=0.99)
     verify_zip_members(archive, ["small.txt"])  # only the members named are read
     with pytest.raises(InputError, match=r"a\.zip!dir/big\.bin: (CRC-32 mismatch|undecodable compressed data)"):
         verify_zip_members(archive, ["small.txt", "dir/big.bin"])
