@@ -28,6 +28,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/sources.py
 	$(BIN)/python bench/s1_geocode.py
 	$(BIN)/python bench/series.py
+	$(BIN)/python bench/sql_format.py
+	$(BIN)/python bench/parcels_overlap.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache
