@@ -9,8 +9,8 @@ that grid as its DEM file, since it geocodes onto the DEM's grid).
 - plotsm: σ⁰ with thermal-noise removal, bilinear, and the incidence angle, two float32 GeoTIFFs;
 - sarsen 0.9.6: β⁰ without noise removal, nearest (its default), one float32 GeoTIFF, dask threads.
 
-Prints wall time, map pixels per second and the ratio; also plotsm's time split (positions / sampling /
-calibration / writing) from one profiled block.
+Prints wall time, map pixels per second and the ratio; also plotsm's time split (DEM / positions / reading and
+calibrating the DN window at the positions / incidence) from one profiled block.
 
     python bench/s1_geocode.py            # 30 km square: 9 Mpx
     python bench/s1_geocode.py --km 10    # quick
@@ -112,9 +112,9 @@ def main() -> None:
 
     # time split on one 1024² block
     from plotsm.sources.s1.geocode import EllipsoidIncidence, TerrainGeocoder
-    from plotsm.sources.s1.grd import _open_measurement, _sub_grid, sample_power
+    from plotsm.sources.s1.grd import _open_measurement, _sub_grid, sample_sigma0
+    from plotsm.sources.s1.lut import read_calibration, read_noise
     from plotsm.sources.s1.product import open_grd_product
-    from plotsm.sources.s1.radiometry import calibrate_power_counted, read_calibration, read_noise
 
     with open_grd_product(safe) as p:
         geo = TerrainGeocoder(p, dem, geoid_offset_m=0.0)
@@ -125,9 +125,8 @@ def main() -> None:
             steps = {}
             t = time.perf_counter(); h = geo.heights(sub); steps["DEM onto grid"] = time.perf_counter() - t
             t = time.perf_counter(); pos = geo.positions(sub, h); steps["positions (sarsen)"] = time.perf_counter() - t
-            t = time.perf_counter(); power = sample_power(image, pos); steps["read + sample DN²"] = time.perf_counter() - t
-            t = time.perf_counter(); calibrate_power_counted(power, pos.lines, pos.pixels, lut, noise)
-            steps["σ⁰ + noise LUTs"] = time.perf_counter() - t
+            t = time.perf_counter(); sample_sigma0(image, pos, lut, noise)
+            steps["read DN + σ⁰ at positions"] = time.perf_counter() - t
             t = time.perf_counter(); inc(pos); steps["incidence"] = time.perf_counter() - t
     total = sum(steps.values())
     print(f"one {sub.width}×{sub.height} block: " + ", ".join(f"{k} {v / total:.0%}" for k, v in steps.items()))

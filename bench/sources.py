@@ -21,12 +21,15 @@ uniform in 20–400, with noise removal unless said; the product's real size is 
 ``numberOfSamples`` of its main annotation (16,705 × 26,102 = 436 M px). Each measurement in a fresh process (its
 own peak RSS; the one-block ones best of 3, generation of the DN excluded):
 
-- ``calibrate`` at scattered points, as the geocoder (:mod:`plotsm.sources.s1.grd`) calls it: the fractional
-  (line, pixel) of one 1024² map block (10 m map pixels on the 10 m image grid, turned by the track heading, with
-  ±1.5 px of terrain displacement) around the IW1 | IW2 seam; cProfile splits its time between LUT interpolation
-  (``sigma_nought_lut``, ``noise_lut``) and the rest;
-- ``calibrate(dn, rows[:, None], cols[None, :], lut, noise)`` on one ``--s1-block``-line block at mid-product, the
-  way whole windows were calibrated before ``calibrate_window`` (checked against it there: largest relative
+- ``calibrate_positions`` at scattered points, as the geocoder (:mod:`plotsm.sources.s1.grd`) calls it: the
+  fractional (line, pixel) of one 1024² map block (10 m map pixels on the 10 m image grid, turned by the track
+  heading, with ±1.5 px of terrain displacement) around the IW1 | IW2 seam, inside the DN window under them;
+  cProfile splits its time between the window calibration (``_calibrate_window``) and the interpolation at the
+  points (``map_coordinates``). Next to it the path it replaced, which interpolated DN² at the points and
+  evaluated the LUTs there (``sigma_nought_lut``, ``noise_lut``, then max(DN² − N, 0) / A²), and the
+  differences between the two (relative, over σ⁰ > 0; NaN and zero points; clipped count);
+- the same per-point LUT evaluation on the pixel grid of one ``--s1-block``-line block at mid-product, the way
+  whole windows were calibrated before ``calibrate_window`` (checked against it there: largest relative
   difference, NaN and zero pixels, clipped count);
 - ``calibrate_window`` over the whole product (or ``--s1-lines``), ``--s1-block`` lines at a time;
 - the peer, ``xarray_sentinel.calibrate_intensity`` (sigmaNought only, no noise removal), on the mid-product block,
@@ -269,14 +272,41 @@ def image_size(main_xml: Path) -> tuple[int, int]:
     return int(info.findtext("numberOfLines") or 0), int(info.findtext("numberOfSamples") or 0)
 
 
+def lut_formula(power: np.ndarray, lines: np.ndarray, pixels: np.ndarray, lut: Any,
+                noise: Any) -> tuple[np.ndarray, int]:
+    """max(P − N, 0) / A² with the LUTs evaluated at each point (``sigma_nought_lut``, ``noise_lut``; float64) from
+    the detected power P = DN² (NaN = no data), and the number of points clipped to 0: the calibration of the
+    points themselves, as plotsm did it before ``calibrate_window`` and ``calibrate_positions``."""
+    from plotsm.sources.s1 import noise_lut, sigma_nought_lut
+
+    out = np.full(power.shape, np.nan)
+    valid = np.isfinite(power)
+    l_v, p_v, d_v = lines[valid], pixels[valid], power[valid]
+    a = sigma_nought_lut(lut, l_v, p_v)
+    if noise is not None:
+        d_v = d_v - noise_lut(noise, l_v, p_v)
+    negative = d_v < 0
+    d_v[negative] = 0.0
+    out[valid] = d_v / (a * a)
+    return out, int(negative.sum())
+
+
+def dn_power(dn: np.ndarray) -> np.ndarray:
+    """DN² in float64, NaN where DN is 0 (no data)."""
+    d = dn.astype(np.float64)
+    power = d * d
+    power[d == 0] = np.nan
+    return power
+
+
 def dn_block(rng: np.random.Generator, lines: int, samples: int) -> np.ndarray:
     return rng.integers(20, 401, (lines, samples), dtype=np.uint16)
 
 
 def scattered_positions(n_lines: int, n_samples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(line, pixel) of one MAP_BLOCK² map block as the geocoder gives them to ``calibrate``: 10 m map pixels on
-    the 10 m image grid, turned by the track heading, ±1.5 px of terrain displacement, centred at mid-product on
-    sample n_samples / 3 (the IW1 | IW2 seam of an IW GRD lies near it)."""
+    """(line, pixel) of one MAP_BLOCK² map block as the geocoder gives them to ``calibrate_positions``: 10 m map
+    pixels on the 10 m image grid, turned by the track heading, ±1.5 px of terrain displacement, centred at
+    mid-product on sample n_samples / 3 (the IW1 | IW2 seam of an IW GRD lies near it)."""
     i, j = np.meshgrid(np.arange(MAP_BLOCK) - MAP_BLOCK / 2, np.arange(MAP_BLOCK) - MAP_BLOCK / 2, indexing="ij")
     t = np.radians(HEADING_DEG)
     lines = n_lines / 2 + i * np.cos(t) - j * np.sin(t) + rng.uniform(-1.5, 1.5, i.shape)
@@ -285,7 +315,9 @@ def scattered_positions(n_lines: int, n_samples: int, rng: np.random.Generator) 
 
 
 def s1_child(kind: str, safe: str, block: int, max_lines: int, profile: bool) -> dict[str, Any]:
-    from plotsm.sources.s1 import calibrate, calibrate_window, read_calibration, read_noise
+    from scipy.ndimage import map_coordinates
+
+    from plotsm.sources.s1 import calibrate_positions, calibrate_window, read_calibration, read_noise
 
     main, cal_xml, noise_xml = s1_files(Path(safe))
     n_lines, n_samples = image_size(main)
@@ -295,31 +327,49 @@ def s1_child(kind: str, safe: str, block: int, max_lines: int, profile: bool) ->
     lut, noise = read_calibration(cal_xml), read_noise(noise_xml)
     result: dict[str, Any] = {"product_px": [n_lines, n_samples], "read_annotation_s": time.perf_counter() - t0,
                               "rss_after_imports_gb": base, "rss_after_read_gb": rss_gb()}
-    warnings.simplefilter("ignore")  # calibrate's DataWarning on clipped samples (calibrate_window counts them)
+    warnings.simplefilter("ignore")
     rng = np.random.default_rng(0)
     r0 = (lines // 2) // block * block  # the one-block measurements: the block at mid-product
     rows = np.arange(r0, min(r0 + block, lines), dtype=np.float64)
     cols = np.arange(n_samples, dtype=np.float64)
     if kind == "scattered":
         at_lines, at_pixels = scattered_positions(n_lines, n_samples, rng)
-        dn = dn_block(rng, MAP_BLOCK, MAP_BLOCK)
-        result["seconds"] = best_of(lambda: calibrate(dn, at_lines, at_pixels, lut, noise), S1_REPEAT)
+        w0, c0 = int(np.floor(at_lines.min())), int(np.floor(at_pixels.min()))  # the DN window grd reads
+        dn = dn_block(rng, int(np.floor(at_lines.max())) + 2 - w0, int(np.floor(at_pixels.max())) + 2 - c0)
+        at_window = [at_lines - w0, at_pixels - c0]
+        result["window_px"] = list(dn.shape)
+        result["seconds"] = best_of(lambda: calibrate_positions(dn, w0, c0, at_lines, at_pixels, lut, noise),
+                                    S1_REPEAT)
         result["peak_rss_gb"] = rss_gb()
+
+        def at_points() -> tuple[np.ndarray, int]:
+            power = map_coordinates(dn_power(dn), at_window, order=1, mode="nearest", prefilter=False)
+            return lut_formula(power, at_lines, at_pixels, lut, noise)
+
+        result["points_seconds"] = best_of(at_points, S1_REPEAT)
+        (got, n_got), (ref, n_ref) = calibrate_positions(dn, w0, c0, at_lines, at_pixels, lut, noise), at_points()
+        positive = np.isfinite(ref) & (ref > 0)
+        result["points_max_rel_diff"] = float(np.max(np.abs(got[positive] / ref[positive] - 1)))
+        result["points_same_nan_zero"] = bool(np.array_equal(np.isnan(got), np.isnan(ref))
+                                              and np.array_equal(got == 0, ref == 0))
+        result["points_clipped"] = [n_got, n_ref]
         prof = cProfile.Profile()
-        prof.runcall(calibrate, dn, at_lines, at_pixels, lut, noise)
+        prof.runcall(calibrate_positions, dn, w0, c0, at_lines, at_pixels, lut, noise)
         stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
 
-        def cumulative(name: str) -> float:
-            return sum(v[3] for (f, _, n), v in stats.items() if n == name and "plotsm" in f)
+        def cumulative(name: str, where: str) -> float:
+            return sum(v[3] for (f, _, n), v in stats.items() if n == name and where in f)
 
-        result["profile"] = {name: cumulative(name) for name in
-                             ("calibrate", "sigma_nought_lut", "noise_lut", "_azimuth_factor")}
+        result["profile"] = {"calibrate_positions": cumulative("calibrate_positions", "plotsm"),
+                             "_calibrate_window": cumulative("_calibrate_window", "plotsm"),
+                             "map_coordinates": cumulative("map_coordinates", "scipy")}
         if profile:
             result["profile_top"] = top_functions(prof, 12)
     elif kind == "grid":
         dn = dn_block(rng, len(rows), n_samples)
+        lines_grid, pixels_grid = np.broadcast_arrays(rows[:, None], cols[None, :])
         t0 = time.perf_counter()
-        ref = calibrate(dn, rows[:, None], cols[None, :], lut, noise)
+        ref, _ = lut_formula(dn_power(dn), lines_grid, pixels_grid, lut, noise)
         result["seconds"] = time.perf_counter() - t0
         result["peak_rss_gb"] = rss_gb()
         got, n_clipped = calibrate_window(dn, r0, 0, lut, noise)
@@ -429,15 +479,21 @@ def print_s1(r: dict[str, Any]) -> None:
               f"the annotation {x['rss_after_read_gb']:.2f})")
 
     p = s["profile"]
-    line(f"calibrate, scattered points of one {MAP_BLOCK}² map block (geocoder)", s)
-    share = {name: 100 * t / p["calibrate"] for name, t in p.items()}
-    print(f"    under cProfile ({p['calibrate']:.2f} s): sigma_nought_lut {share['sigma_nought_lut']:.0f} %, "
-          f"noise_lut {share['noise_lut']:.0f} % (of which azimuth blocks {share['_azimuth_factor']:.0f} %)")
-    line(f"calibrate on the pixel grid of {rows} (one run)", g)
+    line(f"calibrate_positions, scattered points of one {MAP_BLOCK}² map block (geocoder)", s)
+    share = {name: 100 * t / p["calibrate_positions"] for name, t in p.items()}
+    print(f"    DN window {s['window_px'][0]}×{s['window_px'][1]}; under cProfile ({p['calibrate_positions']:.2f} s): "
+          f"_calibrate_window {share['_calibrate_window']:.0f} %, map_coordinates {share['map_coordinates']:.0f} %")
+    print(f"    replaced path, DN² at the points then the LUTs there: {s['points_seconds']:.2f} s "
+          f"({s['px'] / s['points_seconds'] / 1e6:.2f} M px/s), {s['points_seconds'] / s['seconds']:.1f}× slower; "
+          f"max relative difference {s['points_max_rel_diff']:.1e} over σ⁰ > 0, "
+          f"{'same' if s['points_same_nan_zero'] else 'DIFFERENT'} NaN and zero points, clipped "
+          f"{s['points_clipped'][0]} vs {s['points_clipped'][1]}")
+    line(f"LUTs at every pixel of {rows} (one run)", g)
     line(f"calibrate_window, {w['lines_processed']} lines in blocks of {w['block_lines']}", w)
     print(f"    CPU of the block loop (DN generation included): user {w['loop_user_cpu_s']:.1f} s, "
           f"system {w['loop_system_cpu_s']:.1f} s; {w['clipped']} samples clipped to 0")
-    print(f"    calibrate_window vs calibrate on {rows}: max relative difference {g['window_max_rel_diff']:.2e}, "
+    print(f"    calibrate_window vs the LUTs at every pixel of {rows}: max relative difference "
+          f"{g['window_max_rel_diff']:.2e}, "
           f"{'same' if g['window_same_nan_zero'] else 'DIFFERENT'} NaN and zero pixels, clipped "
           f"{g['clipped'][0]} vs {g['clipped'][1]}; speed-up {g['seconds'] / g['px'] * w['px'] / w['seconds']:.0f}×")
     px = peer["px"]
@@ -448,7 +504,7 @@ def print_s1(r: dict[str, Any]) -> None:
               f"(max relative difference {peer['max_rel_diff']:.1e})")
     else:
         print(f"; xarray_sentinel skipped ({peer['skipped']})")
-    for name, x in (("scattered calibrate", s), ("calibrate_window", w)):
+    for name, x in (("calibrate_positions", s), ("calibrate_window", w)):
         if "profile_top" in x:
             print(f"  cProfile of one {name} run (top by own time):")
             print_profile(x["profile_top"])

@@ -118,7 +118,8 @@ def atomic_path(target: str | os.PathLike[str], *, clean: bool = True) -> Iterat
         os.replace(tmp, target)
     except OSError as exc:
         _remove(tmp)
-        if exc.filename in (str(tmp), str(target), tmp, target) or exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if (exc.filename in (str(tmp), str(target), tmp, target) or str(exc.filename).startswith(str(tmp))
+                or exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)):
             raise storage_error(target, exc) from exc
         raise
     except BaseException:

@@ -19,7 +19,6 @@ and bias of the estimates.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +30,8 @@ import shapely
 from rasterio.transform import from_origin
 
 from plotsm.physics import forward
+from plotsm.progress import Progress
+from plotsm.times import acquisition_id
 
 RASTER_CRS = "EPSG:32631"
 PARCELS_CRS = "EPSG:4326"
@@ -198,7 +199,7 @@ class DemoSummary:
     export_path: Path
 
 
-def run_demo(out_dir: Path, *, seed: int = 2017, progress: Callable[[str, int, int], None] | None = None) -> DemoSummary:
+def run_demo(out_dir: Path, *, seed: int = 2017, progress: Progress | None = None) -> DemoSummary:
     """Build the demo region under ``<out_dir>/scene``, run every acquisition, export, and score against truth."""
     import time
 
@@ -235,8 +236,9 @@ def run_demo(out_dir: Path, *, seed: int = 2017, progress: Callable[[str, int, i
     reports = run_series(parcels, jobs, out_dir, force=True, progress=progress, command="plotsm demo").processed
     export_path = export_moisture(out_dir, out_dir / "moisture.parquet", format="geoparquet")
 
+    assert scene.truth is not None  # written by build_demo_scene
     truth = pd.read_parquet(scene.truth)
-    truth["acquisition_id"] = [parse_datetime(d).strftime("%Y%m%dT%H%M%S") + "_S1A" for d in truth["datetime"]]
+    truth["acquisition_id"] = [acquisition_id(parse_datetime(d), "S1A") for d in truth["datetime"]]
     with Store(out_dir, read_only=True) as store:
         est = store.sql("SELECT parcel_id, acquisition_id, mv_pct, status FROM moisture").to_pandas()
     joined = est.merge(truth, left_on=["parcel_id", "acquisition_id"], right_on=["parcel_code", "acquisition_id"],

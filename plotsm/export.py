@@ -33,7 +33,7 @@ import pandas as pd
 import pyarrow as pa
 
 from plotsm.atomic import atomic_path, writable_dir
-from plotsm.errors import DataWarning, UsageError
+from plotsm.errors import DataWarning, UsageError, option
 from plotsm.store import Store
 
 ExportFormat = Literal["geoparquet", "gpkg"]
@@ -48,6 +48,17 @@ DEFAULT_ROW_GROUP_SIZE = 50_000
 GPKG_LAYER = "moisture"
 _SUFFIXES = {"geoparquet": (".parquet", ".geoparquet"), "gpkg": (".gpkg",)}
 _NULLABLE = {pa.float64(): pd.Float64Dtype(), pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype()}
+
+
+#: The file an export writes by default, in the run's output folder, per format.
+DEFAULT_TARGETS = {"geoparquet": "moisture.parquet", "gpkg": "moisture.gpkg"}
+
+
+def default_target(out_dir: str | os.PathLike[str], format: ExportFormat = "geoparquet") -> Path:  # noqa: A002
+    """Where an export of the run in ``out_dir`` goes by default: ``<out_dir>/moisture.parquet`` or ``.gpkg``."""
+    if format not in DEFAULT_TARGETS:
+        raise UsageError(f"{option('format')} {format!r}: expected {' or '.join(DEFAULT_TARGETS)}")
+    return Path(out_dir) / DEFAULT_TARGETS[format]
 
 
 def export_moisture(
@@ -74,7 +85,7 @@ def export_moisture(
     if isinstance(store_or_path, Store):
         frame = moisture_frame(store_or_path, day)
     else:
-        with Store(store_or_path, read_only=True) as store:
+        with Store(Path(store_or_path), read_only=True) as store:
             frame = moisture_frame(store, day)
     if layout == "wide":
         frame = wide_frame(frame)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from plotsm.errors import ConfigurationError
+from plotsm.errors import UsageError, option
 from plotsm.model.infer import Network, load_network
 from plotsm.model.synth import SynthSettings
 from plotsm.physics import db, forward
@@ -47,8 +47,8 @@ def network_for(apriori: str) -> str:
     try:
         return APRIORI_NETWORK[apriori]
     except KeyError:
-        raise ConfigurationError(
-            f"--apriori {apriori!r}: expected one of {', '.join(APRIORI_NETWORK)}"
+        raise UsageError(
+            f"{option('apriori')} {apriori!r}: expected one of {', '.join(APRIORI_NETWORK)}"
         ) from None
 
 

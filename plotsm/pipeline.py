@@ -7,27 +7,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from plotsm.errors import InputError, UsageError
+from plotsm.errors import InputError, UsageError, option
 from plotsm.inversion import MaskSettings
+from plotsm.progress import Progress
 from plotsm.raster import ROLE_QUANTITY, Decoding, Encoding, Grid, format_bounds, inspect_raster
+from plotsm.store.tables import vv_db_of
+from plotsm.times import acquisition_id, utc
 from plotsm.zonal import ZonalEngine
 
-Progress = Callable[[str, int, int], None]
-
-
-def acquisition_id(when: datetime, platform: str | None) -> str:
-    """The one id of an acquisition, whatever the entry point: UTC sensing time to the second, then the platform
-    when known (``20211223T051122_S1B``)."""
-    return when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S") + (f"_{platform}" if platform else "")
 
 
 @dataclass(frozen=True)
@@ -45,7 +40,7 @@ class RunSettings:
     buffer_m: float = 0.0
     masks: MaskSettings = field(default_factory=MaskSettings)
     models_dir: str | None = None
-    #: the weather rule that chose ``apriori`` (``--apriori auto``; :meth:`plotsm.weather.AprioriRule.to_dict`)
+    #: the weather rule that chose ``apriori`` (``--apriori auto``; :meth:`plotsm.apriori.AprioriRule.to_dict`)
     apriori_rule: dict[str, Any] | None = None
     theta_unit: Literal["degree", "radian"] | None = None
     ndvi_scale: float | None = None
@@ -115,8 +110,8 @@ def parse_datetime(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise UsageError(f"--date {text!r}: expected an ISO date such as 2024-04-06 or 2024-04-06T17:49:12Z") from None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        raise UsageError(f"{option('date')} {text!r}: expected an ISO date such as 2024-04-06 or 2024-04-06T17:49:12Z") from None
+    return utc(value)
 
 
 def check_rasters(rasters: dict[str, Path], settings: RunSettings | None = None,
@@ -143,13 +138,13 @@ def observations_table(
     engine: ZonalEngine, acq: Acquisition, settings: RunSettings, progress: Progress | None = None,
     decodings: dict[str, Decoding] | None = None,
 ) -> pd.DataFrame:
-    """Per-parcel inputs of one acquisition: σ⁰ averaged in linear units, θ, NDVI and slope means.
+    """Per-parcel inputs of one acquisition: σ⁰ averaged in linear units (and in dB), θ, NDVI and slope means.
 
     Each raster is decoded and checked as its quantity (``decodings``, else :func:`check_rasters`); what the
     checks saw is in ``table.attrs["inputs"]`` (per role: valid pixels, out-of-range pixels masked, encoding).
     An acquisition whose σ⁰ raster meets no parcel, or has no valid pixel on any parcel, is an InputError that
-    shows the extents: nothing useful, nothing committed. (``vv_db`` = 10·log10 of the linear mean is derived in
-    SQL, ``sql/model_inputs.sql``.)"""
+    shows the extents: nothing useful, nothing committed. ``vv_db`` = 10·log10 of the linear mean
+    (:func:`vv_db_of`, NaN where the mean is not > 0) is computed here, once: the store stores it as given."""
     rasters = acq.rasters()
     decodings = decodings if decodings is not None else check_rasters(rasters, settings)
     stats: dict[str, pd.DataFrame] = {}
@@ -168,6 +163,7 @@ def observations_table(
             "valid_fraction": vv["valid_fraction"].to_numpy(),
             "vv_linear_mean": vv["mean"].to_numpy(),
             "vv_linear_std": vv["std"].to_numpy(),
+            "vv_db": vv_db_of(vv["mean"].to_numpy(dtype=np.float64, na_value=np.nan)),
             "theta_deg": stats["theta"]["mean"].to_numpy(),
             "ndvi": stats["ndvi"]["mean"].to_numpy(),
             "slope_deg": stats["slope"]["mean"].to_numpy() if "slope" in stats else np.nan,
@@ -191,7 +187,7 @@ def _check_useful(engine: ZonalEngine, path: Path, vv: pd.DataFrame) -> None:
     name = f"EPSG:{crs.to_epsg()}" if crs.to_epsg() else crs.name
     if float(vv["n_pixels"].sum()) == 0:
         raise InputError(f"{path}: no parcel overlaps the σ⁰ raster. In {name}, the raster covers {raster} and the "
-                         f"parcels {parcels}. Check the parcels' CRS (--parcels-crs) and that the rasters are of "
+                         f"parcels {parcels}. Check the parcels' CRS ({option('parcels_crs')}) and that the rasters are of "
                          "the same area.")
     raise InputError(f"{path}: the σ⁰ raster has no valid pixel over any of the {len(vv)} parcels (all no data "
                      f"there; raster {raster}, parcels {parcels} in {name}). Check the σ⁰ raster (gdalinfo -stats) "

@@ -12,7 +12,7 @@ import pytest
 import rasterio
 from affine import Affine
 
-from plotsm.catalog import CatalogWarning, S1Scene, pair_acquisitions, read_catalog, scan_ndvi, scan_s1, vv_unit_of
+from plotsm.catalog import CatalogWarning, S1Scene, pair_acquisitions, scan_ndvi, scan_s1, vv_unit_of
 from plotsm.errors import InputError, UsageError
 from plotsm.pipeline import Acquisition
 
@@ -359,6 +359,7 @@ def test_pair_by_calendar_month(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.usefixtures("cli_words")  # the message a shell user reads
 def test_month_rule_lists_every_missing_month() -> None:
     scenes = [scene(2024, 3, 31, 17, 0, 0), scene(2024, 4, 6, 17, 0, 0), scene(2024, 5, 2, 6, 0, 0, platform=None),
               scene(2024, 5, 14, 6, 0, 0), scene(2024, 7, 1, 6, 0, 0)]
@@ -384,6 +385,7 @@ def test_pair_nearest() -> None:
                       "NDVI_T31UFQ_20240820.tif"]
 
 
+@pytest.mark.usefixtures("cli_words")  # the message a shell user reads
 def test_pair_nearest_has_a_maximum_gap() -> None:
     """A December acquisition and NDVI of June: refused, with each gap (used to be paired silently). March 1 is
     46 days before April's centre: beyond the default 45, within --max-gap-days 46."""
@@ -396,6 +398,7 @@ def test_pair_nearest_has_a_maximum_gap() -> None:
     assert [(a.ndvi.name, a.ndvi_gap_days) for a in acqs] == [("ndvi_2024-04.tif", 46.0), ("ndvi_2024-04.tif", 4.0)]
 
 
+@pytest.mark.usefixtures("cli_words")  # the message a shell user reads
 def test_pairing_checks(tmp_path: Path) -> None:
     db = S1Scene(utc(2024, 4, 6), Path("x_db.tif"), Path("x_theta.tif"), vv_unit="db")
     with pytest.raises(InputError, match=r"1 σ⁰ raster\(s\) are in db units but the run reads σ⁰ as linear: "
@@ -412,7 +415,7 @@ def test_pairing_checks(tmp_path: Path) -> None:
         pair_acquisitions([db], {"April": Path("a.tif")}, None, vv_unit="db")
 
 
-def test_read_catalog_end_to_end(tmp_path: Path) -> None:
+def test_scan_and_pair_end_to_end(tmp_path: Path) -> None:
     """`s1 calibrate` outputs + `s2 composite` outputs + a slope → acquisitions in time order."""
     s1, ndvi = tmp_path / "s1", tmp_path / "ndvi"
     for stem, start in [("S1B_20211223T051122_D022_VV", "2021-12-23T05:11:22.000000Z"),
@@ -422,7 +425,7 @@ def test_read_catalog_end_to_end(tmp_path: Path) -> None:
     write_tif(ndvi / "ndvi_2021-12.tif")
     slope = write_tif(tmp_path / "slope.tif")
 
-    acqs = read_catalog(s1, ndvi, slope)
+    acqs = pair_acquisitions(scan_s1(s1), scan_ndvi(ndvi), slope)
 
     assert [(a.acquisition_id, a.vv.name, a.theta.name, a.ndvi.name, a.slope) for a in acqs] == [
         ("20211211T051123_S1B", "S1B_20211211T051123_D022_VV_sigma0.tif", "S1B_20211211T051123_D022_VV_theta.tif",

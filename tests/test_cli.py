@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import typer
+from conftest import run_cli
 
 from plotsm.cli import app, main
 
@@ -26,12 +26,8 @@ COMMANDS = _all_commands(typer.main.get_command(app))
 
 
 def run(args: list) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from plotsm.cli import main; main()", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    """`plotsm ARGS` in this process: exit code, stdout and stderr as a subprocess gives them."""
+    return run_cli(*args)
 
 
 @pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "plotsm")

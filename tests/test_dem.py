@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from conftest import run_cli
 from pyproj import Transformer
 from scipy.ndimage import maximum_filter
 
@@ -297,8 +297,8 @@ def test_slope_geotiff_records_the_nodata(tmp_path: Path) -> None:
 
 
 def cli(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from plotsm.cli import main; main()", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
+    """`plotsm ARGS` in this process: exit code, stdout and stderr as a subprocess gives them."""
+    return run_cli(*args)
 
 
 def test_cli_dem_nodata_and_new_output_folder(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plotsm.errors import ConfigurationError
+from plotsm.errors import UsageError
 from plotsm.inversion import STATUSES, MaskSettings, invert, network_for, vv_domain_db
 from plotsm.model.infer import load_network
 from plotsm.model.synth import SynthSettings
@@ -22,8 +22,14 @@ def table(**cols):
 
 
 def test_apriori_to_network():
+    """A bad argument is a UsageError (exit 2) whatever its origin, named as a keyword in Python and as an option
+    on the command line."""
+    from plotsm.errors import cli_wording
+
     assert network_for("dry") == "dry" and network_for("wet") == "wet" and network_for("none") == "all"
-    with pytest.raises(ConfigurationError, match="--apriori 'moist': expected one of dry, wet, none"):
+    with pytest.raises(UsageError, match="^apriori 'moist': expected one of dry, wet, none"):
+        network_for("moist")
+    with cli_wording(), pytest.raises(UsageError, match="^--apriori 'moist': expected one of dry, wet, none"):
         network_for("moist")
 
 

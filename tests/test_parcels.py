@@ -73,6 +73,7 @@ def test_id_skips_fields_that_are_not_unique(tmp_path: Path) -> None:
         assert read_parcels(write(gdf, tmp_path / "p.geojson")).id_field == "code"
 
 
+@pytest.mark.usefixtures("cli_words")  # the message a shell user reads
 def test_id_like_field_with_duplicates_is_not_abandoned_silently(tmp_path: Path) -> None:
     gdf = frame(id=["A12", "B7", "A12", "C3"], crop=["wheat", "wheat", "maize", "maize"])
     path = write(gdf, tmp_path / "parcels.gpkg")
@@ -92,6 +93,7 @@ def test_id_like_field_with_duplicates_is_not_abandoned_silently(tmp_path: Path)
         read_parcels(path, id_field="id")  # asked for: still an error
 
 
+@pytest.mark.usefixtures("cli_words")  # the message a shell user reads
 def test_id_like_integer_field_with_nulls_is_reported(tmp_path: Path) -> None:
     path = write(frame(ID_PARCEL=[1.0, None, 3.0]), tmp_path / "p.geojson")  # integers with a null: read as floats
     with pytest.warns(ParcelsWarning, match=(
@@ -103,6 +105,7 @@ def test_id_like_integer_field_with_nulls_is_reported(tmp_path: Path) -> None:
     assert parcels.gdf["parcel_id"].tolist() == [1, 2, 3]
 
 
+@pytest.mark.usefixtures("cli_words")  # the message a shell user reads
 def test_several_id_like_fields_skipped_are_named_in_one_warning(tmp_path: Path) -> None:
     gdf = frame(id=[1, 1, 2], crop_id=[5, 5, 5], code=["a", "b", "c"])
     with pytest.warns(ParcelsWarning, match=(
@@ -160,6 +163,7 @@ def test_null_ids(tmp_path: Path) -> None:
         read_parcels(path, id_field="code")
 
 
+@pytest.mark.usefixtures("cli_words")  # the message a shell user reads
 def test_no_crs_suggests_parcels_crs(tmp_path: Path) -> None:
     path = write(frame(crs=None, code=[1, 2, 3]), tmp_path / "nocrs.shp")
     assert not path.with_suffix(".prj").exists()
@@ -167,6 +171,7 @@ def test_no_crs_suggests_parcels_crs(tmp_path: Path) -> None:
         read_parcels(path)
 
 
+@pytest.mark.usefixtures("cli_words")  # the message a shell user reads
 def test_no_crs_with_lonlat_coordinates_suggests_4326(tmp_path: Path) -> None:
     gdf = gpd.GeoDataFrame({"code": [1]}, geometry=[shapely.box(2.0, 43.0, 2.01, 43.01)], crs=None)
     with pytest.raises(InputError, match=r"longitude/latitude: pass --parcels-crs EPSG:4326"):
@@ -185,6 +190,7 @@ def test_parcels_crs_sets_a_missing_crs(tmp_path: Path) -> None:
     assert parcels.crs.to_epsg() == 32631 and parcels.gdf.crs.to_epsg() == 32631
 
 
+@pytest.mark.usefixtures("cli_words")  # the message a shell user reads
 def test_parcels_crs_conflicting_with_the_file(tmp_path: Path) -> None:
     path = write(frame(code=[1, 2, 3]), tmp_path / "p.gpkg")
     assert read_parcels(path, parcels_crs="EPSG:32631").crs.to_epsg() == 32631
@@ -371,6 +377,7 @@ def test_overlap_of_geographic_parcels_is_measured_in_m2() -> None:
     assert report.n_pairs == 1 and report.area_m2 == pytest.approx(5_000.0, rel=1e-6)
 
 
+@pytest.mark.usefixtures("cli_words")  # the message a shell user reads
 def test_overlap_examples_largest_first_at_most_five_and_the_message() -> None:
     # squares of side 1..8 m, each duplicated: the 1 m² pair is not *more* than 1 m², the others are 4..64 m²
     geoms = [box(20 * k, 0, k) for k in range(1, 9)]
@@ -396,6 +403,7 @@ def test_overlaps_do_not_depend_on_the_block_size(monkeypatch: pytest.MonkeyPatc
         assert report.examples == [(7, 5, 25.0), (3, 5, 25.0), (9, 5, 25.0), (1, 5, 25.0)]  # ties in file order
 
 
+@pytest.mark.usefixtures("cli_words")  # the message a shell user reads
 def test_overlaps_of_parcels_read_and_index_ids() -> None:
     gdf = gpd.GeoDataFrame(geometry=[box(0, 0, 10), box(5, 5, 10)], index=[10, 20], crs=UTM)
     assert overlapping_parcels(gdf).examples == [(10, 20, 25.0)]  # no parcel_id column: the index

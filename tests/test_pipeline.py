@@ -13,19 +13,16 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+from conftest import run_cli as cli
 from rasterstats import zonal_stats
 
-from plotsm.demo import build_demo_scene, run_demo
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from plotsm.cli import main; main()", *map(str, args)],
-                          capture_output=True, text=True, timeout=600)
+from plotsm.demo import run_demo
 
 
 @pytest.fixture(scope="module")
-def scene(tmp_path_factory):
-    return build_demo_scene(tmp_path_factory.mktemp("scene"))
+def scene(demo_scene):
+    """The session's demo scene: the tests read it and write into their own tmp_path."""
+    return demo_scene
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """plotsm.sources.s1: σ⁰ calibration and thermal-noise LUTs of real S1 annotation XML (trimmed CDSE IPF ≥ 2.90 and
 legacy range-only files, and the untrimmed S1B IW GRDH of the sarsen test SAFE, IPF 003.40), interpolated at
-sample points and checked against bilinear values worked out by hand from the numbers in the XML text.
+sample points and checked against bilinear values worked out by hand from the numbers in the XML text; σ⁰ of
+:func:`calibrate_window` (1 × 1 windows at those points) and :func:`calibrate_positions` against the same values.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from plotsm.errors import DataWarning, InputError
-from plotsm.sources.s1 import radiometry as s1
-from plotsm.sources.s1 import calibrate, noise_lut, read_calibration, read_noise, sigma_nought_lut
+from plotsm.errors import InputError
+from plotsm.sources.s1 import (calibrate_positions, calibrate_window, noise_lut, read_calibration, read_noise,
+                               sigma_nought_lut)
+from plotsm.sources.s1 import lut as s1
 
 DATA = Path(__file__).parent / "data"
 CAL_IPF290, NOISE_IPF290 = DATA / "s1_calibration_ipf290.xml", DATA / "s1_noise_ipf290.xml"
@@ -160,6 +162,16 @@ def test_ragged_and_regular_interpolation_agree(sarsen: tuple[s1.LUT, s1.NoiseLU
 # ----------------------------------------------------------------------------------------- calibrate
 
 
+def at_points(dn: np.ndarray, lines: np.ndarray, pixels: np.ndarray, cal: s1.LUT,
+              noise: s1.NoiseLUT | None = None) -> tuple[np.ndarray, int]:
+    """σ⁰ of each DN at its own (integer) image point, each a 1 × 1 window of :func:`calibrate_window`, and the
+    number clipped to 0."""
+    dn, lines, pixels = np.broadcast_arrays(dn, lines, pixels)
+    results = [calibrate_window(np.array([[d]]), int(line), int(pixel), cal, noise)
+               for d, line, pixel in zip(dn.ravel(), lines.ravel(), pixels.ravel())]
+    return np.array([r[0][0, 0] for r in results]).reshape(dn.shape), sum(r[1] for r in results)
+
+
 def test_calibrate_matches_xarray_sentinel_without_noise(sarsen: tuple[s1.LUT, s1.NoiseLUT]) -> None:
     from xarray_sentinel import calibrate_intensity
     from xarray_sentinel.sentinel1 import open_calibration_dataset
@@ -168,7 +180,7 @@ def test_calibrate_matches_xarray_sentinel_without_noise(sarsen: tuple[s1.LUT, s
     dn = np.array([[50, 120, 300, 7], [1, 2000, 45, 90], [640, 33, 81, 12]], dtype=np.float64)
     dn_da = xr.DataArray(dn, dims=("line", "pixel"), coords={"line": lines, "pixel": pixels})
     reference = calibrate_intensity(dn_da, open_calibration_dataset(CAL_SARSEN, attrs={})["sigmaNought"])
-    got = calibrate(dn, lines[:, None], pixels[None, :], sarsen[0])
+    got, _ = at_points(dn, lines[:, None], pixels[None, :], sarsen[0])
     np.testing.assert_allclose(got, reference.values, rtol=1e-6)
 
 
@@ -177,27 +189,48 @@ def test_calibrate_by_hand_with_noise(sarsen: tuple[s1.LUT, s1.NoiseLUT]) -> Non
     a = lerp(6.332904e2, 6.330739e2, 10 / 40)
     n = lerp(lerp(1.113578e3, 1.110665e3, 10 / 40), lerp(1.128390e3, 1.125436e3, 10 / 40), 155 / 668) * lerp(
         1.132940, 1.135365, 5 / 8)
-    got = calibrate(np.array([200.0]), 155, 5010, cal, noise)
+    got, _ = at_points(np.array([200.0]), np.array([155]), np.array([5010]), cal, noise)
     assert got[0] == pytest.approx((200.0**2 - n) / a**2, rel=1e-6)
+    # the same point as a position inside a window (bilinear weight 1 on its pixel)
+    window = np.array([[190, 195], [200, 205]], dtype=np.uint16)
+    at, n_clipped = calibrate_positions(window, 154, 5010, np.array([155.0]), np.array([5010.0]), cal, noise)
+    assert at[0] == pytest.approx((200.0**2 - n) / a**2, rel=1e-6) and n_clipped == 0
 
 
 def test_dn_zero_is_nan() -> None:
     cal, noise = read_calibration(CAL_LEGACY), read_noise(NOISE_LEGACY)
-    got = calibrate(np.array([0, 100, 0, 250]), 1000, np.array([0, 500, 9000, 20000]), cal, noise)
+    got, _ = at_points(np.array([0, 100, 0, 250]), np.array([1000]), np.array([0, 500, 9000, 20000]), cal, noise)
     assert np.isnan(got[0]) and np.isnan(got[2])
     assert np.all(np.isfinite(got[[1, 3]])) and np.all(got[[1, 3]] > 0)
-    assert np.isnan(calibrate(np.zeros((2, 2)), 0, 0, cal)).all()
+    assert np.isnan(calibrate_window(np.zeros((2, 2)), 0, 0, cal)[0]).all()
 
 
 def test_negative_after_noise_removal_is_clipped_and_counted() -> None:
     cal, noise = read_calibration(CAL_LEGACY), read_noise(NOISE_LEGACY)
     # N at (0, 0) is 1.606331e+03 → DN 40 (1600) and DN 10 (100) go negative, DN 41 (1681) and DN 100 do not
     dn = np.array([40, 10, 41, 100, 0])
-    with pytest.warns(DataWarning, match="2 of 4 valid S1 samples were negative"):
-        got = calibrate(dn, 0, 0, cal, noise)
+    got, n_clipped = at_points(dn, np.array([0]), np.array([0]), cal, noise)
+    assert (n_clipped, int(np.isfinite(got).sum())) == (2, 4)  # 2 of 4 valid samples were negative
     assert got[0] == 0.0 and got[1] == 0.0
     assert got[2] == pytest.approx((41.0**2 - 1.606331e3) / 6.616063e2**2, rel=1e-6)
     assert got[3] > 0 and np.isnan(got[4])
+
+
+def test_positions_clip_after_interpolating() -> None:
+    """Between DN 40 at (0, 0), negative after noise removal, and DN 41 at (0, 1), positive: the position
+    (0, 0.5) takes the mean of the two unclipped values, positive, and is not counted as clipped."""
+    cal, noise = read_calibration(CAL_LEGACY), read_noise(NOISE_LEGACY)
+    dn = np.array([[40, 41]], dtype=np.uint16)
+    n, a = noise_lut(noise, [0, 0], [0, 1]), sigma_nought_lut(cal, [0, 0], [0, 1])
+    unclipped = (dn[0].astype(float) ** 2 - n) / a**2
+    assert unclipped[0] < 0 < unclipped[1]
+    got, n_clipped = calibrate_positions(dn, 0, 0, np.array([0.0, 0.0, 0.0]), np.array([0.0, 0.5, 1.0]), cal, noise)
+    assert got[0] == 0.0 and n_clipped == 1
+    assert got[1] == pytest.approx(unclipped.mean(), rel=1e-6) and got[1] > 0
+    assert got[2] == pytest.approx(unclipped[1], rel=1e-6)
+    assert got.dtype == np.float32
+    nan, _ = calibrate_positions(dn, 0, 0, np.array([np.nan]), np.array([0.0]), cal, noise)
+    assert np.isnan(nan).all()
 
 
 # ------------------------------------------------------------------------------------------------ errors

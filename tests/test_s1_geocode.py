@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from conftest import run_cli
 from pyproj import Transformer
 from rasterio.control import GroundControlPoint
 from rasterio.enums import Resampling
@@ -37,12 +38,12 @@ from rasterio.warp import reproject
 
 from plotsm.cli import main
 from plotsm.errors import DataWarning, InputError
+from plotsm.raster import Grid
 from plotsm.sources.s1 import noise_lut, read_calibration, read_noise, sigma_nought_lut
 from plotsm.sources.s1.geocode import (EllipsoidIncidence, GcpGeocoder, TerrainGeocoder,
                                        aligned_grid, utm_crs)
 from plotsm.sources.s1.grd import calibrate_grd, output_stem, sample_power
 from plotsm.sources.s1.product import open_grd_product, remove_stale_extractions
-from plotsm.zonal import Grid
 
 DATA = Path(__file__).parent / "data"
 NAME = "S1B_IW_GRDH_1SDV_20211223T051122_20211223T051147_030148_039993_5371"
@@ -330,8 +331,8 @@ def test_zip_equals_folder(safe, outputs, tmp_path):
 
 
 def cli(*args) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from plotsm.cli import main; main()", *map(str, args)],
-                          capture_output=True, text=True, timeout=600)
+    """`plotsm ARGS` in this process: exit code, stdout and stderr as a subprocess gives them."""
+    return run_cli(*args)
 
 
 def test_cli_truncated_zip_exits_4_and_writes_nothing(safe, tmp_path):

@@ -1,13 +1,12 @@
-"""plotsm.sources.s1.calibrate_window: the separable window path equals :func:`calibrate` at every pixel (float32,
-1e-6 relative) on the real annotation of tests/data (trimmed IPF ≥ 2.90 and legacy range-only files, the full
-sarsen S1B product with its three azimuth-noise blocks), on windows that straddle annotation vectors, azimuth
-blocks, the image edges and the last vector; DN 0 → NaN; the same clipped count as calibrate's warning.
+"""plotsm.sources.s1.calibrate_window: the separable window path equals max(DN² − N, 0) / A² with the LUTs evaluated
+at every pixel (:func:`sigma_nought_lut`, :func:`noise_lut`, float64) within float32 (1e-6 relative) on the real
+annotation of tests/data (trimmed IPF ≥ 2.90 and legacy range-only files, the full sarsen S1B product with its
+three azimuth-noise blocks), on windows that straddle annotation vectors, azimuth blocks, the image edges and the
+last vector; DN 0 → NaN; the same clipped count as that per-pixel evaluation.
 """
 
 from __future__ import annotations
 
-import re
-import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plotsm.errors import DataWarning
-from plotsm.sources.s1 import calibrate, calibrate_window, read_calibration, read_noise
-from plotsm.sources.s1 import radiometry as s1
+import plotsm.sources.s1.calibrate as s1_calibrate
+from plotsm.sources.s1 import calibrate_window, noise_lut, read_calibration, read_noise, sigma_nought_lut
+from plotsm.sources.s1 import lut as s1
 
 DATA = Path(__file__).parent / "data"
 FILES = {"ipf290": ("s1_calibration_ipf290.xml", "s1_noise_ipf290.xml"),
@@ -35,15 +34,19 @@ def luts(name: str) -> tuple[s1.LUT, s1.NoiseLUT]:
 
 def reference(dn: np.ndarray, row0: int, col0: int, lut: s1.LUT,
               noise: s1.NoiseLUT | None) -> tuple[np.ndarray, int]:
-    """``calibrate`` on the window's pixel grid, and the clipped count read from its DataWarning (0 if none)."""
+    """max(DN² − N, 0) / A² on the window's pixel grid, A and N evaluated at every pixel (float64; DN 0 or
+    non-finite → NaN), and the number of samples clipped to 0."""
     rows = np.arange(row0, row0 + dn.shape[0], dtype=np.float64)
     cols = np.arange(col0, col0 + dn.shape[1], dtype=np.float64)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DataWarning)
-        sigma0 = calibrate(dn, rows[:, None], cols[None, :], lut, noise)
-    counts = [re.match(r"(\d+) of \d+ valid S1 samples were negative", str(w.message)) for w in caught]
-    assert all(counts), [str(w.message) for w in caught]
-    return sigma0, sum(int(m.group(1)) for m in counts if m)
+    lines, pixels = np.broadcast_arrays(rows[:, None], cols[None, :])
+    dn64 = np.asarray(dn, dtype=np.float64)
+    power = dn64 * dn64
+    power[(dn64 == 0) | ~np.isfinite(power)] = np.nan
+    if noise is not None:
+        power = power - noise_lut(noise, lines, pixels)  # NaN outside every azimuth block
+    negative = power < 0  # NaN is not < 0
+    power[negative] = 0.0
+    return power / sigma_nought_lut(lut, lines, pixels) ** 2, int(negative.sum())
 
 
 def assert_matches(dn: np.ndarray, row0: int, col0: int, lut: s1.LUT,
@@ -89,7 +92,7 @@ WINDOWS = {
 
 @pytest.mark.parametrize("name, window", [(n, w) for n, ws in WINDOWS.items() for w in ws],
                          ids=[f"{n}-{w[0]}-{w[1]}" for n, ws in WINDOWS.items() for w in ws])
-def test_window_equals_calibrate(name: str, window: tuple[int, int, int, int]) -> None:
+def test_window_equals_per_pixel_lut(name: str, window: tuple[int, int, int, int]) -> None:
     row0, col0, height, width = window
     lut, noise = luts(name)
     dn = dn_window((height, width), seed=abs(row0) + abs(col0))
@@ -140,7 +143,7 @@ def test_dn_zero_and_non_finite_are_nan() -> None:
     assert np.array_equal(np.isnan(got), np.array([[True, False, True, True, False]]))
 
 
-def test_clipped_count_equals_calibrate() -> None:
+def test_clipped_count_equals_per_pixel_lut() -> None:
     lut, noise = luts("legacy")
     # N at (0, 0) is 1.606331e+03 (test_s1): DN 40 and 10 go negative, 41 and 100 do not, 0 is no data
     got, n_clipped = assert_matches(np.array([[40, 10, 41, 100, 0]], dtype=np.uint16), 0, 0, lut, noise)
@@ -148,7 +151,7 @@ def test_clipped_count_equals_calibrate() -> None:
 
 
 def test_high_dn_without_noise() -> None:
-    """DN up to 65535: DN² is rounded to float32 (7 digits), still within 1e-6 of calibrate's float64."""
+    """DN up to 65535: DN² is rounded to float32 (7 digits), still within 1e-6 of the per-pixel float64 evaluation."""
     lut, _ = luts("sarsen")
     dn = np.random.default_rng(3).integers(60000, 65536, (50, 400), dtype=np.uint16)
     assert_matches(dn, 8000, 12000, lut, None)
@@ -158,7 +161,7 @@ def test_chunking_does_not_change_the_result(monkeypatch: pytest.MonkeyPatch) ->
     lut, noise = luts("ipf290")
     dn = dn_window((90, 300), seed=7)
     whole, n_whole = calibrate_window(dn, 20260, 8550, lut, noise)
-    monkeypatch.setattr(s1, "WINDOW_CHUNK_PX", 1)  # one row per chunk
+    monkeypatch.setattr(s1_calibrate, "WINDOW_CHUNK_PX", 1)  # one row per chunk
     rowwise, n_rowwise = calibrate_window(dn, 20260, 8550, lut, noise)
     np.testing.assert_array_equal(rowwise, whole)
     assert n_rowwise == n_whole
@@ -180,7 +183,7 @@ windows = st.tuples(st.sampled_from(sorted(FILES)), st.integers(-60, 22_000), st
 
 @settings(max_examples=80, deadline=None)
 @given(windows)
-def test_any_window_equals_calibrate(case: tuple[str, int, int, int, int, int, bool]) -> None:
+def test_any_window_equals_per_pixel_lut(case: tuple[str, int, int, int, int, int, bool]) -> None:
     name, row0, col0, height, width, seed, with_noise = case
     lut, noise = luts(name)
     assert_matches(dn_window((height, width), seed), row0, col0, lut, noise if with_noise else None)

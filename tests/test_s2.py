@@ -17,11 +17,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from plotsm.errors import DataWarning, InputError
-from plotsm.sources import s2
+from plotsm.sources.s2 import masks as s2_masks
+from plotsm.sources.s2 import ndvi as s2_ndvi
 from plotsm.sources.composite import (MonthlyComposites, fill_gaps_linear, monthly_composites, pair_ndvi,
                                        write_monthly_composites)
 from plotsm.sources.s2 import (SCL_MASKED_CLASSES, decode_ndvi_uint8, encode_ndvi_uint8, l2a_offsets_for_baseline,
                                ndvi_from_l2a, ndvi_from_theia, read_l2a_offsets)
+from plotsm.sources.s2.layer import Layer
 
 DATA = Path(__file__).parent / "data"
 B04, B08, SCL = DATA / "s2_29rkh_b04.tif", DATA / "s2_29rkh_b08.tif", DATA / "s2_29rkh_scl.tif"
@@ -190,7 +192,7 @@ def _aligned_case(tmp_path: Path, k: int, nodata: int | None) -> tuple[Path, Pat
 def test_repeat_pixels_is_np_repeat() -> None:
     values = np.random.default_rng(0).random((5, 7)) < 0.5
     for k in range(1, 9):
-        np.testing.assert_array_equal(s2._repeat_pixels(values, k),
+        np.testing.assert_array_equal(s2_masks._repeat_pixels(values, k),
                                       np.repeat(np.repeat(values, k, axis=0), k, axis=1), err_msg=f"k={k}")
 
 
@@ -200,24 +202,24 @@ def test_aligned_mask_equals_nearest_reprojection(tmp_path: Path, k: int, nodata
     band, mask = _aligned_case(tmp_path, k, nodata)
     masked = np.asarray([0, 1, 3, 8, 9, 10, 11])
     convert = lambda v: np.isin(v, masked)  # noqa: E731
-    layer = s2._Layer(mask, "SCL", convert)
+    layer = Layer(mask, "SCL", convert)
     # the MG2-like test on an int16 copy of the mask takes the path without lookup table
     wide = tmp_path / "mask_int16.tif"
     with rasterio.open(mask) as src:
         profile = {**src.profile, "dtype": "int16"}
         with rasterio.open(wide, "w", **profile) as dst:
             dst.write(src.read(1).astype(np.int16), 1)
-    bits = s2._Layer(wide, "MG2", lambda v: (v.astype(np.int64) & 0b1010) != 0)
+    bits = Layer(wide, "MG2", lambda v: (v.astype(np.int64) & 0b1010) != 0)
     windows = [Window(0, 0, 41, 37), Window(5, 3, 11, 9), Window(1, 2, 7, 13), Window(38, 30, 3, 7)]
-    windows += list(s2._windows(41, 37, 7))
+    windows += list(s2_ndvi._windows(41, 37, 7))
     with rasterio.open(band) as grid:
         for lay in (layer, bits):
             with rasterio.open(lay.path) as src:
-                reader = s2._MaskReader(lay, src, grid, fill)
+                reader = s2_masks.MaskReader(lay, src, grid, fill)
                 assert reader.alignment == (k, -3, 5)
                 assert (reader.table is not None) == (lay is layer)
                 for window in windows:
-                    expected = lay.convert(s2._mask_on_window(src, grid, window, fill))
+                    expected = lay.convert(s2_masks._mask_on_window(src, grid, window, fill))
                     got = reader.invalid(window)
                     assert got.shape == (window.height, window.width)
                     np.testing.assert_array_equal(got, expected, err_msg=f"{lay.role} k={k} {window}")
@@ -232,15 +234,15 @@ def test_mask_on_another_grid_is_reprojected(tmp_path: Path) -> None:
     with rasterio.open(shifted, "w", **profile) as dst:
         dst.write(values, 1)
     with rasterio.open(band) as grid, rasterio.open(shifted) as src:
-        reader = s2._MaskReader(s2._Layer(shifted, "SCL", lambda v: v > 6), src, grid, 0)
+        reader = s2_masks.MaskReader(Layer(shifted, "SCL", lambda v: v > 6), src, grid, 0)
         assert reader.alignment is None
         window = Window(5, 3, 11, 9)
-        np.testing.assert_array_equal(reader.invalid(window), s2._mask_on_window(src, grid, window, 0) > 6)
+        np.testing.assert_array_equal(reader.invalid(window), s2_masks._mask_on_window(src, grid, window, 0) > 6)
 
 
 def test_real_scl_fast_path_equals_reprojection(monkeypatch: pytest.MonkeyPatch) -> None:
     fast = ndvi_from_l2a(B04, B08, SCL, PB0214, block_size=45)
-    monkeypatch.setattr(s2, "_aligned_factor", lambda src, grid: None)
+    monkeypatch.setattr(s2_masks, "_aligned_factor", lambda src, grid: None)
     slow = ndvi_from_l2a(B04, B08, SCL, PB0214, block_size=45)
     np.testing.assert_array_equal(fast, slow)
 
@@ -258,7 +260,7 @@ def test_writer_thread_keeps_order_and_raises_its_error() -> None:
                 raise OSError("no space left on device")
             self.windows.append(window)
 
-    windows = list(s2._windows(100, 90, 16))
+    windows = list(s2_ndvi._windows(100, 90, 16))
     ok = Recorder()
     write_windows(ok, ((w, np.zeros((w.height, w.width))) for w in windows))
     assert ok.windows == windows
@@ -277,7 +279,7 @@ def test_writer_thread_keeps_order_and_raises_its_error() -> None:
 
 def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = {"n": 0}
-    real = s2.ndvi_index
+    real = s2_ndvi.ndvi_index
 
     def flaky(red: np.ndarray, nir: np.ndarray) -> np.ndarray:
         calls["n"] += 1
@@ -285,7 +287,7 @@ def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
             raise RuntimeError("disk gone")
         return real(red, nir)
 
-    monkeypatch.setattr(s2, "ndvi_index", flaky)
+    monkeypatch.setattr(s2_ndvi, "ndvi_index", flaky)
     with pytest.raises(RuntimeError, match="disk gone"):
         ndvi_from_l2a(B04, B08, SCL, PB0214, out=tmp_path / "ndvi.tif", block_size=32)
     assert os.listdir(tmp_path) == []
@@ -483,12 +485,12 @@ def test_monthly_composites_from_rasters_refuse_other_grid(tmp_path: Path) -> No
 
 def test_ndvi_is_computed_block_by_block(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     sizes: list[int] = []
-    real = s2.ndvi_index
+    real = s2_ndvi.ndvi_index
 
     def spy(red: np.ndarray, nir: np.ndarray) -> np.ndarray:
         sizes.append(red.size)
         return real(red, nir)
 
-    monkeypatch.setattr(s2, "ndvi_index", spy)
+    monkeypatch.setattr(s2_ndvi, "ndvi_index", spy)
     ndvi_from_l2a(B04, B08, SCL, PB0214, out=tmp_path / "ndvi.tif", block_size=40)
     assert len(sizes) == 16 and max(sizes) == 40 * 40  # 128 px = 3 × 40 + 8 per side

@@ -1,4 +1,4 @@
-"""plotsm.sources.s2_product and `plotsm s2 ndvi PRODUCT --out DIR`: whole products in every supported layout
+"""plotsm.sources.s2.product and `plotsm s2 ndvi PRODUCT --out DIR`: whole products in every supported layout
 (ESA .SAFE folder and zip with real JP2 encoding, COG folder with its real STAC item, the real AWS 19UDP tile, Theia
 L2A and L3A folders), NDVI checked at pixels worked out by hand from the band DNs, and bad products refused with
 exit 4, a message naming the file, and nothing written.
@@ -26,7 +26,7 @@ from plotsm.cli import main
 from plotsm.errors import InputError
 from plotsm.sources import archive as archive_module
 from plotsm.sources.archive import verify_zip_members
-from plotsm.sources.s2_product import S2Product, resolve_s2_product, write_product_ndvi
+from plotsm.sources.s2.product import S2Product, resolve_s2_product, write_product_ndvi
 
 DATA = Path(__file__).parent / "data"
 B04, B08, SCL = DATA / "s2_29rkh_b04.tif", DATA / "s2_29rkh_b08.tif", DATA / "s2_29rkh_scl.tif"

@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
+from conftest import run_cli
 
-from plotsm.demo import build_demo_scene
-from plotsm.weather import AprioriRule, decide_apriori, read_weather_csv
+from plotsm.apriori import AprioriRule, decide_apriori
+from plotsm.weather import read_weather_csv
 
 DATA = Path(__file__).parent / "data"
 PLOTSM = [sys.executable, "-c", "from plotsm.cli import main; main()"]
@@ -32,13 +33,20 @@ DATES = [f"2024-04-{d:02d}T17:49:12" for d in (2, 6, 10, 14, 18, 22, 26, 30)] + 
                                                                                  "2024-05-12T17:49:12"]
 
 
-def cli(*args, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def cli(*args) -> subprocess.CompletedProcess[str]:
+    """`plotsm ARGS` in this process: exit code, stdout and stderr as a subprocess gives them."""
+    return run_cli(*args)
+
+
+def cli_process(*args, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`plotsm ARGS` in a process of its own, for runs that start worker processes or use a Dask scheduler."""
     return subprocess.run([*PLOTSM, *map(str, args)], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
-def scene(tmp_path_factory):
-    return build_demo_scene(tmp_path_factory.mktemp("scene"))
+def scene(demo_scene):
+    """The session's demo scene: read it (the catalogue links or copies its rasters), never write into it."""
+    return demo_scene
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +162,7 @@ def test_failed_acquisition_is_reported_and_the_others_committed(scene, catalog,
 # ------------------------------------------------------------------------------------- kill and resume
 
 
+@pytest.mark.slow
 def test_kill_during_a_series_then_resume(scene, catalog, serial, tmp_path):
     """SIGKILL after two acquisitions are committed, while the third is being processed; the re-run skips the
     committed ones, does the rest, and the store equals an uninterrupted run: no duplicate, no partial one."""
@@ -186,9 +195,10 @@ def test_kill_during_a_series_then_resume(scene, catalog, serial, tmp_path):
 # ------------------------------------------------------------------------------------------- parallel
 
 
+@pytest.mark.slow
 def test_process_pool_gives_the_serial_tables(scene, catalog, serial, tmp_path):
     out = tmp_path / "out"
-    res = cli(*series_args(scene, catalog, out, "--workers", "2"))
+    res = cli_process(*series_args(scene, catalog, out, "--workers", "2"))
     assert res.returncode == 0, res.stderr
     got, want = tables(out), tables(serial)
     for name in ("observations", "moisture"):
@@ -196,6 +206,7 @@ def test_process_pool_gives_the_serial_tables(scene, catalog, serial, tmp_path):
     assert list(got["acquisitions"]["fingerprint"]) == list(want["acquisitions"]["fingerprint"])
 
 
+@pytest.mark.slow
 def test_dask_local_cluster_gives_the_serial_tables(scene, catalog, serial, tmp_path):
     from distributed import LocalCluster
 
@@ -203,15 +214,17 @@ def test_dask_local_cluster_gives_the_serial_tables(scene, catalog, serial, tmp_
     with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
                       processes=True) as cluster:
         assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
-        res = cli(*series_args(scene, catalog, out, "--scheduler", cluster.scheduler_address))
+        res = cli_process(*series_args(scene, catalog, out, "--scheduler", cluster.scheduler_address))
     assert res.returncode == 0, res.stderr
     got, want = tables(out), tables(serial)
     for name in ("observations", "moisture"):
         pd.testing.assert_frame_equal(got[name], want[name])
 
 
+@pytest.mark.slow
 def test_unreachable_scheduler_is_a_usage_error(scene, catalog, tmp_path):
-    res = cli(*series_args(scene, catalog, tmp_path / "out", "--scheduler", "tcp://127.0.0.1:9"), timeout=120)
+    res = cli_process(*series_args(scene, catalog, tmp_path / "out", "--scheduler", "tcp://127.0.0.1:9"),
+                      timeout=120)
     assert res.returncode == 2 and "cannot connect" in res.stderr
 
 

@@ -281,6 +281,7 @@ def test_integer_sigma0_is_refused_as_uncalibrated(tmp_path):
         inspect_raster(path, "sigma0")
 
 
+@pytest.mark.usefixtures("cli_words")
 def test_options_are_checked():
     with pytest.raises(UsageError, match=r"--ndvi-scale 0\.0: expected a finite, non-zero factor"):
         Encoding(ndvi_scale=0.0)

@@ -22,16 +22,13 @@ import pandas as pd
 import pytest
 
 from plotsm.errors import ConfigurationError, InputError, UsageError
+from plotsm.apriori import AprioriDecision, AprioriRule, decide_apriori, weather_period
 from plotsm.weather import (
     OPEN_METEO_ARCHIVE_URL,
-    AprioriDecision,
-    AprioriRule,
     WeatherServiceError,
-    decide_apriori,
     fetch_open_meteo,
     open_meteo_url,
     read_weather_csv,
-    weather_period,
 )
 
 DATA = Path(__file__).parent / "data"

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from rasterstats import zonal_stats
 
 from plotsm.errors import InputError, UsageError
-from plotsm import zonal
+from plotsm.zonal import plan as zonal  # the module whose CHUNK_PIXELS the planner reads (patched below)
 from plotsm.parcels import read_parcels
 from plotsm.zonal import STATISTICS, Grid, LabelCache, ZonalEngine, coverage_weights, rasterize_labels
 

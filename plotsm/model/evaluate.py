@@ -84,7 +84,7 @@ def evaluate(
     pred = np.asarray(predict_fn(test.x), dtype=np.float64)
     bound = posterior_mean_knn(ref.x, ref.mv_pct, test.x, settings.k)
 
-    result: dict[str, object] = _metrics(pred, test.mv_pct)
+    result: dict[str, object] = dict(_metrics(pred, test.mv_pct))
     bound_rmse = float(np.sqrt(np.mean((bound - test.mv_pct) ** 2)))
     result["bound_rmse"] = bound_rmse
     result["ratio_to_bound"] = float(result["rmse"]) / bound_rmse  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ that states the same in words and numbers. Files are written atomically.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,8 @@ from plotsm.model import evaluate as ev
 from plotsm.model.onnx_export import to_onnx, write_onnx
 from plotsm.model.synth import INPUT_NAMES, NETWORK_MV_RANGES, SynthSettings, simulate
 from plotsm.model.train import TrainResult, TrainSettings, train_network
+from plotsm.errors import UsageError, option
+from plotsm.progress import Epochs, NetworkEpochs
 
 INPUT_UNITS = {"theta_deg": "incidence angle, degrees", "ndvi": "NDVI, 0-1", "vv_db": "sigma0 VV, dB"}
 
@@ -51,7 +53,7 @@ def publish_network(
     train: TrainSettings,
     *,
     evaluation: ev.EvalSettings | None = ev.EvalSettings(),
-    progress: Callable[[int, int, float], None] | None = None,
+    progress: Epochs | None = None,
 ) -> PublishedNetwork:
     """Train network ``name`` (dry, wet or all) and write ``<out_dir>/<name>.onnx`` and ``<name>.md``."""
     synth = SynthSettings.for_network(name)
@@ -85,18 +87,33 @@ def publish_network(
     return PublishedNetwork(name, onnx_path, card_path, metadata)
 
 
+def network_names(names: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The networks ``names`` asks for, checked (UsageError naming the unknown ones); None: all of them."""
+    if not names:
+        return tuple(NETWORK_MV_RANGES)
+    unknown = [n for n in names if n not in NETWORK_MV_RANGES]
+    if unknown:
+        raise UsageError(f"{option('network')} {', '.join(unknown)}: unknown; choose among "
+                         f"{', '.join(NETWORK_MV_RANGES)}")
+    return tuple(names)
+
+
 def publish_all(
-    out_dir: Path,
+    out_dir: Path | None = None,
     *,
-    names: tuple[str, ...] = tuple(NETWORK_MV_RANGES),
+    names: Sequence[str] | None = None,
     n_train: int = TrainSettings.n_train,
     seed: int = TrainSettings.seed,
     evaluation: ev.EvalSettings | None = ev.EvalSettings(),
-    progress: Callable[[str, int, int, float], None] | None = None,
+    progress: NetworkEpochs | None = None,
 ) -> list[PublishedNetwork]:
-    """Train and export every network in ``names``."""
+    """Train and export every network in ``names`` (default: all, :func:`network_names`) into ``out_dir``
+    (default: the shipped ``models/``, :func:`plotsm.resources.models_dir`)."""
+    from plotsm.resources import models_dir
+
+    out_dir = Path(out_dir) if out_dir is not None else models_dir()
     out = []
-    for name in names:
+    for name in network_names(names):
         cb = (lambda i, m, v, _n=name: progress(_n, i, m, v)) if progress else None
         out.append(
             publish_network(name, out_dir, replace(TrainSettings(), n_train=n_train, seed=seed),

@@ -15,7 +15,6 @@ database; training stops after ``max_fail`` iterations without improvement of th
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -23,6 +22,7 @@ import scipy.linalg
 
 from plotsm.model.mlp import MLP, Array
 from plotsm.model.synth import SynthSettings, simulate
+from plotsm.progress import Epochs
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def _sse(mlp: MLP, x: Array, y_scaled: Array) -> float:
 def train_network(
     synth: SynthSettings,
     settings: TrainSettings = TrainSettings(),
-    progress: Callable[[int, int, float], None] | None = None,
+    progress: Epochs | None = None,
 ) -> TrainResult:
     """Train one network on a fresh noisy synthetic database.
 

@@ -17,7 +17,7 @@ fallen below :data:`SERIES_RTOL` of its running sum past the peak of the series.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -78,7 +78,7 @@ def _fresnel_terms(
         bracket = (1.0 - 1.0 / eps) + (eps - sin2_t - eps * cos_t**2) / (eps**2 * cos_t**2)
         big_f = 2.0 * sin2_t * (1.0 + r) ** 2 / cos_t * bracket
     else:
-        r = (cos_t - root) / (cos_t + root)
+        r = cast(NDArray[np.complex128], (cos_t - root) / (cos_t + root))  # complex: root is (numpy's stubs say float)
         f = -2.0 * r / cos_t
         bracket = (eps - 1.0) / cos_t**2
         big_f = -2.0 * sin2_t * (1.0 + r) ** 2 / cos_t * bracket

@@ -26,7 +26,7 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from plotsm.atomic import clean_stale, storage_error, temporary_name
+from plotsm.atomic import atomic_path, storage_error
 from plotsm.errors import StorageError
 
 #: Block (tile) size of every GeoTIFF plotsm writes, pixels. 512 is the COG default of GDAL.
@@ -94,35 +94,27 @@ def write_geotiff_atomic(path: str | os.PathLike[str], profile: dict[str, Any],
         meta["predictor"] = predictor
     elif str(meta["dtype"]).startswith("float"):
         meta.setdefault("predictor", 3)
-    clean_stale(out.parent, out.name)  # leftovers of a writer of this file that was killed
-    tmp = str(temporary_name(out))
-    try:
+    with atomic_path(out) as tmp_path:  # the one atomic write of plotsm: temporary name, rename, clean-up
+        tmp = str(tmp_path)
         try:
             dst_ctx = rasterio.open(tmp, "w", **meta)
         except RasterioIOError as exc:
             raise storage_error(out, OSError(errno.EACCES, str(exc))) from None
-        with dst_ctx as dst:
-            yield dst
-            if overviews is not None and not cog:
-                factors, side = [], min(dst.width, dst.height)
-                while side // (2 ** (len(factors) + 1)) >= 1 and side / 2 ** len(factors) > TILE_SIZE:
-                    factors.append(2 ** (len(factors) + 1))
-                if factors:
-                    dst.build_overviews(factors, overviews)
-        if cog:
-            _copy_as_cog(tmp, meta, overviews)
+        try:
+            with dst_ctx as dst:
+                yield dst
+                if overviews is not None and not cog:
+                    factors: list[int] = []
+                    side = min(dst.width, dst.height)
+                    while side // (2 ** (len(factors) + 1)) >= 1 and side / 2 ** len(factors) > TILE_SIZE:
+                        factors.append(2 ** (len(factors) + 1))
+                    if factors:
+                        dst.build_overviews(factors, overviews)
+            if cog:
+                _copy_as_cog(tmp, meta, overviews)
+        finally:
+            Path(tmp + ".cog").unlink(missing_ok=True)
         os.chmod(tmp, 0o666 & ~_umask())  # give the file the mode a plain open() would
-        os.replace(tmp, out)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        Path(tmp + ".cog").unlink(missing_ok=True)
-        if exc.filename in (tmp, tmp + ".cog", str(out)) or exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-            raise storage_error(out, exc) from exc
-        raise
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        Path(tmp + ".cog").unlink(missing_ok=True)
-        raise
 
 
 def _copy_as_cog(tmp: str, meta: dict[str, Any], overviews: Resampling | None) -> None:

@@ -19,8 +19,10 @@ boolean ``valid`` of the same shape marks usable observations (e.g. ``~cloud_mas
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import warnings
+from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +33,7 @@ import numpy as np
 from rasterio.errors import RasterioError
 
 from plotsm.atomic import clean_stale, temporary_name, writable_dir
-from plotsm.errors import ConfigurationError, InputError
+from plotsm.errors import InputError, UsageError
 from plotsm.raster import Decoding, Encoding, Grid, inspect_raster, open_raster
 from plotsm.sources import TILE_SIZE, bounded_gdal_cache, write_geotiff_atomic
 
@@ -69,7 +71,7 @@ def monthly_composites(stack: np.ndarray, dates: Any, valid: np.ndarray | None =
     """Median of the valid observations of each calendar month, per pixel (NaN where a month has none)."""
     values, times = _check_stack(stack, dates, valid)
     if block_rows <= 0:
-        raise ConfigurationError(f"block_rows {block_rows}: must be positive.")
+        raise UsageError(f"block_rows {block_rows}: must be positive.")
     months = times.astype("datetime64[M]")
     unique = np.unique(months)
     rows = values.shape[1] if values.ndim > 1 else 1
@@ -104,7 +106,7 @@ def write_monthly_composites(paths: list[str | os.PathLike[str]], dates: Any, ou
     if len(paths) != times.size:
         raise InputError(f"{len(paths)} rasters but {times.size} dates; pass one date per raster.")
     if block_size <= 0:
-        raise ConfigurationError(f"block_size {block_size}: must be a positive number of pixels.")
+        raise UsageError(f"block_size {block_size}: must be a positive number of pixels.")
     decodings = _check_inputs([Path(p) for p in paths], encoding)
     months = times.astype("datetime64[M]")
     out_root = writable_dir(out_dir)  # created once the inputs are known to be good
@@ -183,7 +185,7 @@ def fill_gaps_linear(stack: np.ndarray, dates: Any, valid: np.ndarray | None = N
     values, times = _check_stack(stack, dates, valid)
     targets = times if target_dates is None else _as_times(target_dates)  # results in the order asked for
     if block_pixels <= 0:
-        raise ConfigurationError(f"block_pixels {block_pixels}: must be positive.")
+        raise UsageError(f"block_pixels {block_pixels}: must be positive.")
     order = np.argsort(times, kind="stable")
     flat = values[order].reshape(len(times), -1)
     t = times[order].astype(np.int64).astype(np.float64)
@@ -239,7 +241,7 @@ def pair_ndvi(s1_datetime: Any, composites: MonthlyComposites, rule: PairRule = 
         flat = composites.ndvi.reshape(len(t), -1)
         value = np.take_along_axis(flat, np.maximum(pick, 0)[None, :], axis=0)[0]
         return np.where(pick >= 0, value, np.nan).astype(np.float32).reshape(composites.ndvi.shape[1:])
-    raise ConfigurationError(f"rule {rule!r}: use 'month', 'nearest' or 'interpolate'.")
+    raise UsageError(f"rule {rule!r}: use 'month', 'nearest' or 'interpolate'.")
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -285,3 +287,19 @@ def _bracketing_valid(values: np.ndarray, t: np.ndarray, tau: np.ndarray) -> tup
     next_raw = np.where((k_next < len(t))[:, None], first_valid[np.clip(k_next, 0, len(t) - 1)], big)
     next_idx = np.where(next_raw >= big, -1, next_raw)
     return prev_idx, next_idx
+
+
+#: A date in a file name: YYYYMMDD of the 21st century (``NDVI_T31TCJ_20240406.tif``); the first one is used.
+NAME_DATE = re.compile(r"(20\d{2})(\d{2})(\d{2})")
+
+
+def dates_from_names(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """The date (``YYYY-MM-DD``) of each NDVI raster, from the first YYYYMMDD in its file name, for
+    :func:`write_monthly_composites`; :class:`InputError` naming the first file without one."""
+    dates = []
+    for path in paths:
+        m = NAME_DATE.search(Path(path).name)
+        if not m:
+            raise InputError(f"{path}: no date YYYYMMDD in the file name. Rename it, e.g. NDVI_20240406.tif.")
+        dates.append(f"{m.group(1)}-{m.group(2)}-{m.group(3)}")
+    return dates

@@ -168,7 +168,7 @@ def slope_deg(dem_path: PathLike, out_path: PathLike | None = None, target_grid:
               dem_nodata: DemNodata | str | int = None) -> np.ndarray | Path:
     """Slope in degrees (float32, NaN = no data) of the DEM at ``dem_path`` (Horn's method).
 
-    ``target_grid``: a :class:`plotsm.zonal.Grid` or the path of a raster whose grid to use; the slope is
+    ``target_grid``: a :class:`plotsm.raster.Grid` or the path of a raster whose grid to use; the slope is
     resampled onto it (bilinear). ``dem_nodata``: the height that means no data when the DEM has no nodata tag
     (see :func:`check_dem_nodata`: ``None`` checks and warns, ``"none"`` does neither). With ``out_path`` the
     result is written as a tiled deflate GeoTIFF (atomically), with the tags of :meth:`NodataChoice.tags`, and

@@ -42,11 +42,12 @@ def to_json_text(value: Any, what: str) -> str:
 
 def to_utc_naive(value: Any, what: str) -> datetime:
     """A UTC instant as a naive datetime (DuckDB TIMESTAMP); naive inputs are taken as UTC."""
+    ts: pd.Timestamp | None
     try:
         ts = pd.Timestamp(value)
     except (TypeError, ValueError):
-        ts = pd.NaT
-    if ts is pd.NaT:
+        ts = None
+    if ts is None or ts is pd.NaT:
         raise InputError(f"{what}: {value!r} is not a date-time. Pass an ISO date-time such as 2024-04-06T17:49:12Z.")
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)

@@ -53,9 +53,10 @@ from scipy.interpolate import RegularGridInterpolator
 from scipy.ndimage import distance_transform_edt
 
 from plotsm.errors import DataWarning, InputError
-from plotsm.sources.dem import DemNodata, as_dem_nodata, check_dem_nodata, read_heights
-from plotsm.sources.s1.product import GrdProduct
 from plotsm.raster import Grid, open_raster
+from plotsm.sources.dem import DemNodata, as_dem_nodata, check_dem_nodata, read_heights
+from plotsm.sources.s1.annotation import geolocation_gcps
+from plotsm.sources.s1.product import GrdProduct
 
 PathLike = str | os.PathLike[str]
 
@@ -252,14 +253,7 @@ class GcpGeocoder:
     @classmethod
     def from_product(cls, product: GrdProduct) -> GcpGeocoder:
         """GCPs from the annotation's geolocation grid (line, pixel, lat, lon, ellipsoidal height)."""
-        from rasterio.control import GroundControlPoint
-
-        gcp = product.open_group("gcp")
-        lines, pixels = np.meshgrid(gcp["line"].values, gcp["pixel"].values, indexing="ij")
-        points = [GroundControlPoint(row=float(r), col=float(c), x=float(x), y=float(y), z=float(z))
-                  for r, c, x, y, z in zip(lines.ravel(), pixels.ravel(), gcp["longitude"].values.ravel(),
-                                           gcp["latitude"].values.ravel(), gcp["height"].values.ravel())]
-        return cls(points, "EPSG:4326", product.n_lines, product.n_samples)
+        return cls(geolocation_gcps(product.open_group("gcp")), "EPSG:4326", product.n_lines, product.n_samples)
 
     def positions(self, grid: Grid) -> RadarPositions:
         """(line, pixel) of every pixel of ``grid`` (NaN outside the image)."""

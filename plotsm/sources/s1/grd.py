@@ -4,12 +4,12 @@ For each square block of the map grid (:data:`BLOCK` pixels a side):
 
 1. image coordinates (line, pixel) of its pixels — terrain geocoding over a DEM (:class:`.TerrainGeocoder`,
    sarsen) or, without a DEM, GCP geocoding (:class:`.GcpGeocoder`);
-2. the DN window of the measurement under those coordinates is read, and the detected power DN² (DN 0 = no
-   data → NaN) is interpolated bilinearly at them (a map pixel with a no-data neighbour is no data);
-3. σ⁰ = max(DN² − N, 0) / A² there, with the σ⁰ and noise LUTs at the same fractional coordinates
-   (:func:`.calibrate_power_counted`; interpolating DN² then calibrating equals calibrating then interpolating up to the
-   LUTs' change within one pixel, and evaluates the LUTs once per map pixel instead of once per image pixel);
-4. the ellipsoid incidence angle there (:class:`.EllipsoidIncidence`).
+2. the DN window of the measurement under those coordinates is read and σ⁰ = max(DN² − N, 0) / A² is found at
+   them (:func:`.calibrate_positions`): the window is calibrated with the σ⁰ and noise LUTs, (DN² − N) / A² is
+   interpolated bilinearly at the map pixels' coordinates (a map pixel with a no-data neighbour, DN 0, is no
+   data) and clipped to 0 there — the σ⁰ of the map pixel's bilinear DN² up to the LUTs' change within one
+   image pixel (:mod:`.calibrate` gives the measured difference);
+3. the ellipsoid incidence angle there (:class:`.EllipsoidIncidence`).
 
 Both rasters are float32 Cloud Optimized GeoTIFFs (GDAL's COG driver: deflate, overviews), NaN = no data,
 written through temporary files renamed at the end (nothing half-written survives a failure), tagged with the acquisition (:meth:`.GrdProduct.tags`), ``GEOCODING``
@@ -35,16 +35,17 @@ from scipy.ndimage import map_coordinates
 
 from plotsm.atomic import writable_dir
 from plotsm.errors import DataWarning, InputError
+from plotsm.raster import Grid
 from plotsm.sources import bounded_gdal_cache, write_geotiff_atomic
+from plotsm.progress import Steps as Progress
 from plotsm.sources.dem import DemNodata
+from plotsm.sources.s1.calibrate import calibrate_positions
 from plotsm.sources.s1.geocode import (EllipsoidIncidence, GcpGeocoder, RadarPositions, TerrainGeocoder,
                                        default_grid)
+from plotsm.sources.s1.lut import LUT, NoiseLUT, read_calibration, read_noise
 from plotsm.sources.s1.product import GrdProduct, open_grd_product
-from plotsm.sources.s1.radiometry import calibrate_power_counted, read_calibration, read_noise
-from plotsm.raster import Grid
 
 PathLike = str | os.PathLike[str]
-Progress = Callable[[int, int], None]
 
 #: Side of the square map blocks processed at once (pixels). A 1024² block at 10 m maps to about 1300 × 1300
 #: image pixels of a GRD (its rows are slanted by the ~13° heading), so a block needs ~100 MB.
@@ -114,11 +115,10 @@ def calibrate_grd(product_path: PathLike, out_dir: PathLike, *, dem: PathLike | 
             for done, (r0, c0) in enumerate(blocks, 1):
                 win = Window(c0, r0, min(block, target.width - c0), min(block, target.height - r0))
                 pos = geocoder.positions(_sub_grid(target, win))
-                power = sample_power(image, pos)
-                sigma0, clipped = calibrate_power_counted(power, pos.lines, pos.pixels, lut, noise)
+                sigma0, clipped = sample_sigma0(image, pos, lut, noise)
                 n_clipped += clipped
                 n_valid += int(np.isfinite(sigma0).sum())
-                sig_dst.write(sigma0.astype(np.float32), 1, window=win)
+                sig_dst.write(sigma0, 1, window=win)
                 theta_dst.write(incidence(pos).astype(np.float32), 1, window=win)
                 if progress is not None:
                     progress(done, len(blocks))
@@ -140,25 +140,49 @@ def calibrate_grd(product_path: PathLike, out_dir: PathLike, *, dem: PathLike | 
                           n_clipped=n_clipped)
 
 
+def sample_sigma0(image: Any, pos: RadarPositions, lut: LUT,
+                  noise: NoiseLUT | None) -> tuple[NDArray[np.float32], int]:
+    """σ⁰ (float32) at the positions from the DN window of the open measurement ``image`` (rasterio dataset) under
+    them (:func:`.calibrate_positions`), and the number of positions clipped to 0; NaN where a position is NaN
+    or one of its four neighbours is no data."""
+    window = _dn_under(image, pos)
+    if window is None:
+        return np.full(pos.lines.shape, np.nan, dtype=np.float32), 0
+    dn, r0, c0 = window
+    return calibrate_positions(dn, r0, c0, pos.lines, pos.pixels, lut, noise)
+
+
 def sample_power(image: Any, pos: RadarPositions) -> NDArray[np.float64]:
     """DN² of the open measurement ``image`` (rasterio dataset) interpolated bilinearly at the positions; NaN
     where a position is NaN or one of its four neighbours is DN 0 (no data)."""
     out = np.full(pos.lines.shape, np.nan)
+    window = _dn_under(image, pos, "float64")
+    if window is None:
+        return out
+    dn, r0, c0 = window
+    ok = np.isfinite(pos.lines) & np.isfinite(pos.pixels)
+    power = dn * dn
+    power[dn == 0] = np.nan
+    out[ok] = map_coordinates(power, [pos.lines[ok] - r0, pos.pixels[ok] - c0], order=1, mode="nearest",
+                              prefilter=False)
+    return out
+
+
+def _dn_under(image: Any, pos: RadarPositions, dtype: str | None = None) -> tuple[NDArray[Any], int, int] | None:
+    """The DN window of ``image`` holding every finite position and its bilinear neighbours (read as ``dtype``,
+    default the file's), with its first line and sample; None when no position is finite."""
     ok = np.isfinite(pos.lines) & np.isfinite(pos.pixels)
     if not ok.any():
-        return out
+        return None
     lines, pixels = pos.lines[ok], pos.pixels[ok]
     r0, c0 = int(np.floor(lines.min())), int(np.floor(pixels.min()))
     r1 = min(int(np.floor(lines.max())) + 2, image.height)
     c1 = min(int(np.floor(pixels.max())) + 2, image.width)
     try:
-        dn = image.read(1, window=Window(c0, r0, c1 - c0, r1 - r0), out_dtype="float64")
+        dn = image.read(1, window=Window(c0, r0, c1 - c0, r1 - r0), out_dtype=dtype)
     except Exception as exc:  # rasterio raises RasterioIOError / CPLE_* for a corrupt measurement
         raise InputError(f"{image.name}: cannot read the measurement ({exc}). Download the product again.") from None
-    power = dn * dn
-    power[dn == 0] = np.nan
-    out[ok] = map_coordinates(power, [lines - r0, pixels - c0], order=1, mode="nearest", prefilter=False)
-    return out
+    return dn, r0, c0
 
 
 def _open_measurement(product: GrdProduct) -> Any:

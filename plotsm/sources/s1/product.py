@@ -10,14 +10,14 @@ The SAFE layout [C, ESA "Sentinel-1 Product Specification" S1-RS-MDA-52-7441 §5
 
 Metadata come from xarray-sentinel (the root and ``IW/VV/...`` groups it builds from the manifest and the
 annotation) plus the two facts it does not expose: the IPF version (``safe:software`` of the manifest) and the
-image timing of ``imageAnnotation/imageInformation`` (xarray-sentinel only gives those with the measurement
-open, and the geocoder needs them before). A ``.zip`` is opened with :mod:`zipfile` (a truncated download has
-no central directory and fails here, with a message); its manifest and annotation (a few MB) are extracted to a
-temporary folder (``zipfile`` checks their CRC), and the measurement is read in place through GDAL's ``/vsizip/``,
-which does not: the measurement of the requested polarisation is streamed through
-:func:`~plotsm.sources.archive.verify_zip_members` before the product is handed out. The temporary folder is named
-``plotsm-s1-<pid>-*``, so that the folders a killed run leaves behind can be told from those of live runs and
-removed (:func:`remove_stale_extractions`, called whenever a zip is opened).
+image timing of ``imageAnnotation/imageInformation`` (:func:`.annotation.read_image_information`;
+xarray-sentinel only gives those with the measurement open, and the geocoder needs them before). A ``.zip`` is
+opened with :mod:`zipfile` (a truncated download has no central directory and fails here, with a message); its
+manifest and annotation (a few MB) are extracted to a temporary folder (``zipfile`` checks their CRC), and the
+measurement is read in place through GDAL's ``/vsizip/``, which does not: the measurement of the requested
+polarisation is streamed through :func:`~plotsm.sources.archive.verify_zip_members` before the product is handed
+out. The temporary folder is named ``plotsm-s1-<pid>-*``, so that the folders a killed run leaves behind can be
+told from those of live runs and removed (:func:`remove_stale_extractions`, called whenever a zip is opened).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import numpy as np
 
 from plotsm.errors import InputError
 from plotsm.sources.archive import MEMBER_ERRORS, damaged_member, verify_zip_members
+from plotsm.sources.s1.annotation import read_image_information
 
 PathLike = str | os.PathLike[str]
 
@@ -237,7 +238,7 @@ def _read(src: Path, safe_dir: Path, measurements: list[str], pol: str, require_
     pols = [str(x).upper() for x in root_attrs.get("transmitter_receiver_polarisations", [])]
     if pol not in pols:
         raise InputError(f"{src}: no {pol} polarisation (the product has {', '.join(pols) or 'none'}).")
-    image = _image_information(annotation, src)
+    image = read_image_information(annotation, src)
     return GrdProduct(
         source=src, safe_dir=safe_dir, name=name, polarisation=pol, annotation=annotation, calibration=calibration,
         noise=noise, measurement=measurement,
@@ -277,27 +278,3 @@ def _processor_version(manifest: Path, src: Path) -> str:
         if elem.tag.endswith("}software") and elem.get("name") == "Sentinel-1 IPF" and elem.get("version"):
             return str(elem.get("version"))
     return "unknown"
-
-
-def _image_information(annotation: Path, src: Path) -> dict[str, Any]:
-    try:
-        root = ElementTree.parse(annotation).getroot()
-    except ElementTree.ParseError as exc:
-        raise InputError(f"{annotation}: not readable XML ({exc}). Re-download the product.") from None
-    info = root.find("imageAnnotation/imageInformation")
-    fields = ("productFirstLineUtcTime", "azimuthTimeInterval", "rangePixelSpacing", "numberOfLines",
-              "numberOfSamples")
-    values = {f: info.findtext(f) if info is not None else None for f in fields}
-    missing = [f for f, v in values.items() if not v]
-    if missing:
-        raise InputError(f"{annotation}: imageAnnotation/imageInformation lacks {', '.join(missing)}. "
-                         f"Re-download the product.")
-    try:
-        return {
-            "first_line_time": np.datetime64(str(values["productFirstLineUtcTime"]).strip(), "ns"),
-            "azimuth_time_interval_s": float(str(values["azimuthTimeInterval"])),
-            "range_pixel_spacing_m": float(str(values["rangePixelSpacing"])),
-            "n_lines": int(str(values["numberOfLines"])), "n_samples": int(str(values["numberOfSamples"])),
-        }
-    except ValueError as exc:
-        raise InputError(f"{annotation}: invalid imageInformation value ({exc}). Re-download the product.") from None

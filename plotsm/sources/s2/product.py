@@ -1,5 +1,5 @@
-"""Whole Sentinel-2 products → the files :mod:`plotsm.sources.s2` needs, and their NDVI as
-``NDVI_<tile>_<YYYYMMDD>.tif`` (the name ``plotsm s2 composite`` reads the date from).
+"""Whole Sentinel-2 products → the files :mod:`.ndvi` needs, and their NDVI as ``NDVI_<tile>_<YYYYMMDD>.tif`` (the
+name ``plotsm s2 composite`` reads the date from).
 
 :func:`resolve_s2_product` recognises a product by its layout, folder or ``.zip`` of it alike, and reads its
 radiometric metadata at once, so a bad product fails before anything is written:
@@ -50,8 +50,9 @@ from plotsm.atomic import writable_dir
 from plotsm.errors import InputError
 from plotsm.sources import TILE_SIZE
 from plotsm.sources.archive import MEMBER_ERRORS, damaged_member, verify_zip_members
-from plotsm.sources.s2 import (Encoding, l2a_offsets_for_baseline, ndvi_from_l2a, ndvi_from_theia,
-                               ndvi_from_theia_l3a, parse_l2a_offsets)
+from plotsm.sources.s2.metadata import l2a_offsets_for_baseline, parse_l2a_offsets
+from plotsm.sources.s2.ndvi import Encoding, ndvi_from_l2a, ndvi_from_theia, ndvi_from_theia_l3a
+from plotsm.times import utc
 
 PathLike = str | os.PathLike[str]
 ProductKind = Literal["esa_l2a", "theia_l2a", "theia_l3a"]
@@ -142,9 +143,9 @@ class _Listing:
 
 def _list_product(path: Path) -> _Listing:
     if path.is_dir():
-        names = sorted(Path(dirpath, name).relative_to(path).as_posix()
+        found = sorted(Path(dirpath, name).relative_to(path).as_posix()
                        for dirpath, _, files in os.walk(path) for name in files)
-        return _Listing(path, tuple(names), archive=False)
+        return _Listing(path, tuple(found), archive=False)
     if not path.exists():
         raise InputError(f"{path}: product not found. {_EXPECTED}")
     with path.open("rb") as head:
@@ -276,7 +277,7 @@ def _resolve_cog(listing: _Listing) -> S2Product:
         stamp = dt.datetime.fromisoformat(str(when).replace("Z", "+00:00"))
     except ValueError as exc:
         raise InputError(f"{label}: datetime {when!r} is not an ISO date. Use the product's STAC item.") from exc
-    day = (stamp if stamp.tzinfo is None else stamp.astimezone(dt.timezone.utc)).date()  # STAC: UTC
+    day = utc(stamp).date()  # STAC: UTC
     return S2Product(listing.root, "esa_l2a", "cog", tile, day, listing.path_of(red), listing.path_of(nir),
                      {"scl": listing.path_of(scl)}, label, offsets)
 
@@ -361,7 +362,7 @@ def write_product_ndvi(product: S2Product | PathLike, out_dir: PathLike, *, enco
     Theia L2A through :func:`~plotsm.sources.s2.ndvi_from_theia` with CLM and MG2, L3A through
     :func:`~plotsm.sources.s2.ndvi_from_theia_l3a` with FLG. A band that cannot be read midway (a damaged zip
     member) raises :class:`InputError`; the temporary file is removed and no NDVI is left behind. ``overviews``
-    adds internal overviews (for viewing; see :mod:`plotsm.sources.s2` on why they are off by default).
+    adds internal overviews (for viewing; see :mod:`plotsm.sources.s2.ndvi` on why they are off by default).
     """
     resolved = product if isinstance(product, S2Product) else resolve_s2_product(product)
     for archive, members in resolved.zip_members().items():

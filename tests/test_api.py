@@ -1,0 +1,124 @@
+"""The Python API (plotsm.api, re-exported by plotsm): the README's example runs as written, gives what
+`plotsm run` stores, accepts rasters as paths, open datasets or (array, transform, crs), and words its errors with
+the keyword to pass."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+
+import plotsm
+from plotsm.errors import InputError, UsageError
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+@pytest.fixture(scope="module")
+def demo_dir(demo_scene) -> Path:
+    """A folder holding demo-output/scene as `make demo` builds it (same seed): the session's demo scene, read
+    only."""
+    root = Path(demo_scene.folder).parents[1]
+    assert Path(demo_scene.folder) == root / "demo-output" / "scene"
+    return root
+
+
+def readme_example() -> str:
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Python API"):]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_readme_example_runs_as_written(demo_dir, monkeypatch):
+    monkeypatch.chdir(demo_dir)
+    namespace: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", plotsm.errors.GeometryWarning)  # the demo's repaired bow-tie
+        exec(compile(readme_example(), "README.md", "exec"), namespace)
+    est, stats = namespace["est"], namespace["stats"]
+    assert list(est.columns) == ["parcel_id", "mv_pct", "network", "status", "model_version"]
+    assert len(est) == 2195 and (est["status"] == "ok").sum() > 1900
+    assert list(stats.columns) == ["parcel_id", "mean", "std"]
+
+
+def test_observe_and_estimate_give_what_run_stores(demo_dir, tmp_path):
+    scene = demo_dir / "demo-output" / "scene"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", plotsm.errors.GeometryWarning)
+        parcels = plotsm.read_parcels(scene / "parcels.gpkg", id_field="parcel_code")
+    files = dict(vv=scene / "S1_VV_20240418T174912.tif", theta=scene / "S1_THETA_20240418T174912.tif",
+                 ndvi=scene / "ndvi_202404.tif", slope=scene / "slope_deg.tif")
+    obs = plotsm.observe(parcels, **files)
+    est = plotsm.estimate_moisture(obs, apriori="wet")
+    from plotsm.cli import main
+
+    with pytest.raises(SystemExit) as done, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        main(["-q", "run", "--parcels", str(scene / "parcels.gpkg"), "--id-field", "parcel_code", "--vv",
+              str(files["vv"]), "--theta", str(files["theta"]), "--ndvi", str(files["ndvi"]), "--slope",
+              str(files["slope"]), "--date", "2024-04-18T17:49:12Z", "--apriori", "wet", "--out", str(tmp_path)])
+    assert done.value.code == 0
+    with duckdb.connect(str(tmp_path / "plotsm.duckdb"), read_only=True) as con:
+        stored = con.execute("SELECT o.*, m.mv_pct, m.status, m.network FROM observations o JOIN moisture m "
+                             "USING (parcel_id, acquisition_id) ORDER BY parcel_id").df()
+    got = obs.merge(est, on="parcel_id").sort_values("parcel_id").reset_index(drop=True)
+    for column in ("n_valid", "vv_linear_mean", "vv_db", "theta_deg", "ndvi", "slope_deg", "status", "network"):
+        pd.testing.assert_series_equal(got[column], stored[column], check_dtype=False, check_names=False)
+    np.testing.assert_array_equal(got["mv_pct"].to_numpy(dtype=float, na_value=np.nan),
+                                  stored["mv_pct"].to_numpy(dtype=float))
+
+
+def test_rasters_as_paths_datasets_or_arrays_give_the_same_statistics(demo_dir):
+    scene = demo_dir / "demo-output" / "scene"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", plotsm.errors.GeometryWarning)
+        parcels = plotsm.read_parcels(scene / "parcels.gpkg", id_field="parcel_code")
+    path = scene / "ndvi_202404.tif"
+    want = plotsm.zonal_stats(parcels, path, stats=["n_valid", "mean", "std", "min", "max"], rule="coverage")
+    with rasterio.open(path) as src:
+        from_dataset = plotsm.zonal_stats(parcels, src, stats=["n_valid", "mean", "std", "min", "max"],
+                                          rule="coverage")
+        array, transform, crs, nodata = src.read(1), src.transform, src.crs, src.nodata
+    array = np.where(array == nodata, np.nan, array)  # the tuple carries no nodata tag: NaN it is
+    from_array = plotsm.zonal_stats(parcels, (array, transform, crs), stats=["n_valid", "mean", "std", "min", "max"],
+                                    rule="coverage")
+    pd.testing.assert_frame_equal(from_dataset, want)
+    pd.testing.assert_frame_equal(from_array, want)
+    with pytest.raises(UsageError, match=r"stats median: unknown; choose among n_valid, n_pixels"):
+        plotsm.zonal_stats(parcels, path, stats=["median"])
+
+
+def test_as_parcels_from_a_geodataframe(demo_dir):
+    import geopandas as gpd
+
+    gdf = gpd.read_file(demo_dir / "demo-output" / "scene" / "parcels.gpkg")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", plotsm.errors.GeometryWarning)
+        parcels = plotsm.as_parcels(gdf, id_field="parcel_code")
+    assert parcels.id_field == "parcel_code" and len(parcels) == len(gdf) == 2195
+    assert parcels.gdf["parcel_id"].tolist() == gdf["parcel_code"].tolist()
+    with pytest.raises(InputError, match=r"parcels: expected a GeoDataFrame, got DataFrame"):
+        plotsm.as_parcels(pd.DataFrame({"a": [1]}))
+
+
+def test_errors_name_the_keyword_to_pass(demo_dir, tmp_path):
+    """In Python a σ⁰ in dB is refused with the keyword that fixes it (vv_unit='db'), not the CLI's option."""
+    scene = demo_dir / "demo-output" / "scene"
+    with rasterio.open(scene / "S1_VV_20240406T174912.tif") as src:
+        vv, profile = src.read(1), src.profile
+    with rasterio.open(tmp_path / "vv.tif", "w", **profile) as dst:
+        dst.write((10 * np.log10(vv)).astype(np.float32), 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", plotsm.errors.GeometryWarning)
+        parcels = plotsm.read_parcels(scene / "parcels.gpkg", id_field="parcel_code")
+    args = dict(theta=scene / "S1_THETA_20240406T174912.tif", ndvi=scene / "ndvi_202404.tif")
+    with pytest.raises(InputError, match=r"this looks like dB\. Pass vv_unit='db' \(or tag the file"):
+        plotsm.observe(parcels, vv=tmp_path / "vv.tif", **args)
+    obs = plotsm.observe(parcels, vv=tmp_path / "vv.tif", vv_unit="db", **args)
+    assert obs["vv_db"].notna().sum() > 2000
