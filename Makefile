@@ -1,10 +1,11 @@
-# The two README commands: `make demo` and `make test`. Both create .venv when missing.
+# The two README commands: `make demo` and `make test` (every test). Both create .venv when missing.
+# `make test-fast`: the tests not marked slow (the slow ones start worker processes, clusters, signals, mypy).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench install clean
+.PHONY: demo test test-fast bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python bench/infer.py
