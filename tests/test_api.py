@@ -29,10 +29,11 @@ def demo_dir(demo_scene) -> Path:
     return root
 
 
-def readme_example() -> str:
+def readme_example(which: int = 0) -> str:
+    """The ``which``-th Python block of the README's "Python API" section."""
     text = README.read_text(encoding="utf-8")
-    section = text[text.index("## Python API"):]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    section = text[text.index("## Python API"):text.index("## Command reference")]
+    return re.findall(r"```python\n(.*?)```", section, re.S)[which]
 
 
 def test_the_readme_example_runs_as_written(demo_dir, monkeypatch):
@@ -45,6 +46,36 @@ def test_the_readme_example_runs_as_written(demo_dir, monkeypatch):
     assert list(est.columns) == ["parcel_id", "mv_pct", "network", "status", "model_version"]
     assert len(est) == 2195 and (est["status"] == "ok").sum() > 1900
     assert list(stats.columns) == ["parcel_id", "mean", "std"]
+
+
+def test_the_readme_series_example_runs_as_written(demo_scene, tmp_path, monkeypatch):
+    """The README's series in three calls, in a folder laid out as it says (s1/, ndvi/ monthly composites, a slope
+    and a rain CSV): every acquisition stored, each with the state the weather rule gave it."""
+    scene = Path(demo_scene.folder)
+    (tmp_path / "s1").mkdir()
+    (tmp_path / "ndvi").mkdir()
+    for path in scene.glob("S1_*.tif"):
+        (tmp_path / "s1" / path.name).symlink_to(path)
+    for month in ("04", "05"):
+        (tmp_path / "ndvi" / f"ndvi_2024-{month}.tif").symlink_to(scene / f"ndvi_2024{month}.tif")
+    (tmp_path / "slope.tif").symlink_to(scene / "slope_deg.tif")
+    days = pd.date_range("2024-03-20", "2024-05-31", freq="D")
+    rain = np.where(days.isin(pd.to_datetime(["2024-04-17", "2024-05-11"])), 12.0, 0.0)  # wet before 2 dates
+    pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "precipitation_mm": rain}).to_csv(tmp_path / "rain.csv",
+                                                                                       index=False)
+    monkeypatch.chdir(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", plotsm.errors.GeometryWarning)
+        parcels = plotsm.read_parcels(scene / "parcels.gpkg", id_field="parcel_code")
+    namespace: dict = {"plotsm": plotsm, "parcels": parcels}
+    exec(compile(readme_example(1), "README.md", "exec"), namespace)
+    report = namespace["report"]
+    assert [r.acquisition_id for r in report.processed] == [
+        "20240406T174912", "20240418T174912", "20240430T174912", "20240512T174912"] and not report.failed
+    with plotsm.Store(tmp_path / "results", read_only=True) as store:
+        got = store.sql("SELECT acquisition_id, apriori, (SELECT count(*) FROM moisture m WHERE m.acquisition_id "
+                        "= a.acquisition_id) AS n FROM acquisitions a ORDER BY 1").to_pylist()
+    assert [(g["apriori"], g["n"]) for g in got] == [("dry", 2195), ("wet", 2195), ("dry", 2195), ("wet", 2195)]
 
 
 def test_observe_and_estimate_give_what_run_stores(demo_dir, tmp_path):
