@@ -35,6 +35,7 @@ ALLOWED: dict[str, set[str]] = {
     "store": {"errors", "resources", "atomic"},
     "inversion": {"errors", "model", "physics"},
     "weather": {"errors", "atomic"},
+    "acquire": {"errors", "atomic", "parcels"},
     "apriori": {"errors", "weather"},
     "pipeline": {"errors", "raster", "zonal", "inversion", "physics", "store"},
     "catalog": {"errors", "raster", "pipeline"},
@@ -43,7 +44,7 @@ ALLOWED: dict[str, set[str]] = {
     "api": {"errors", "raster", "parcels", "zonal", "inversion", "model", "pipeline", "physics"},
     "demo": {"errors", "physics", "parcels", "store", "inversion", "pipeline", "series", "export"},
     "cli": {"errors", "resources", "atomic", "raster", "model", "parcels", "sources", "zonal", "store", "inversion",
-            "weather", "apriori", "pipeline", "catalog", "series", "export", "api", "demo"},
+            "weather", "apriori", "pipeline", "catalog", "series", "export", "api", "demo", "acquire"},
     "__main__": {"cli"},
 }
 

@@ -1,0 +1,54 @@
+"""One search over every provider: the collections of a :class:`SearchQuery` sent to CDSE or GEODES, the
+results back in the order the collections were asked."""
+
+from __future__ import annotations
+
+from plotsm.acquire.aoi import Aoi
+from plotsm.acquire.cdse import CDSE_STAC_URL, search_cdse
+from plotsm.acquire.geodes import GEODES_STAC_URL, search_geodes
+from plotsm.acquire.query import COLLECTIONS, CollectionResult, SearchQuery
+from plotsm.acquire.screen import DEFAULT_MAX_ITEMS
+from plotsm.acquire.service import DEFAULT_TIMEOUT_S, check_url
+from plotsm.progress import Progress
+
+
+def search_products(aoi: Aoi, query: SearchQuery, *, stac_url: str = CDSE_STAC_URL,
+                    geodes_url: str = GEODES_STAC_URL, progress: Progress | None = None,
+                    max_items: int = DEFAULT_MAX_ITEMS, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[CollectionResult]:
+    """Products of ``query``'s collections over ``aoi`` in its period: one :class:`CollectionResult` per
+    collection, in ``query.collections``' order. ``stac_url``: CDSE's STAC API (``s1-grd``, ``s2-l2a``);
+    ``geodes_url``: GEODES' STAC API (``s2-l2a-maja``, ``s2-l3a``). The URLs used are checked before any request.
+
+    ``progress(collection, items served, items matched or 0)`` after each page. Raises
+    :class:`~plotsm.acquire.service.SearchServiceError` (exit 4) when a service fails — the other collections'
+    results are not returned then — and :class:`~plotsm.errors.UsageError` past ``max_items`` items served by
+    one collection.
+    """
+    by_provider = {p: [n for n in query.collections if COLLECTIONS[n].provider == p] for p in ("cdse", "geodes")}
+    urls = service_urls(query, stac_url=stac_url, geodes_url=geodes_url)
+    found: dict[str, CollectionResult] = {}
+    if by_provider["cdse"]:
+        for result in search_cdse(aoi, query, by_provider["cdse"], url=urls["cdse"], progress=progress,
+                                  max_items=max_items, timeout_s=timeout_s):
+            found[result.name] = result
+    if by_provider["geodes"]:
+        for result in search_geodes(aoi, query, by_provider["geodes"], url=urls["geodes"], progress=progress,
+                                    max_items=max_items, timeout_s=timeout_s):
+            found[result.name] = result
+    return [found[name] for name in query.collections]
+
+
+def service_urls(query: SearchQuery, *, stac_url: str = CDSE_STAC_URL, geodes_url: str = GEODES_STAC_URL
+                 ) -> dict[str, str]:
+    """The URLs of the services ``query`` uses, by provider, checked (:class:`~plotsm.errors.UsageError` for one
+    that is not an http(s) URL)."""
+    used = {COLLECTIONS[n].provider for n in query.collections}
+    urls = {}
+    if "cdse" in used:
+        urls["cdse"] = check_url(stac_url, "stac_url")
+    if "geodes" in used:
+        urls["geodes"] = check_url(geodes_url, "geodes_url")
+    return urls
+
+
+__all__ = ["search_products", "service_urls"]
