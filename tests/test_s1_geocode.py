@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import rasterio.shutil
 from affine import Affine
 from conftest import run_cli
 from pyproj import Transformer
@@ -325,6 +326,62 @@ def test_zip_equals_folder(safe, outputs, tmp_path):
     for a, b in ((result.sigma0, outputs.sigma0), (result.theta, outputs.theta)):
         with rasterio.open(a) as x, rasterio.open(b) as y:
             np.testing.assert_array_equal(x.read(1), y.read(1))
+
+
+def build_cog_safe(safe: Path, root: Path) -> Path:
+    """The COG_SAFE product CDSE serves for ``safe`` (its STAC items point at these), made as CDSE's converter
+    makes it [eu-cdse/utilities GRD2COG.sh v1.00]: the measurement copied by GDAL's COG driver (ZSTD, 1024 px
+    blocks, RMS overviews, nodata 0) with the gzipped original TIFF footer and header appended after the COG; the
+    annotation, calibration and noise files renamed ``…-cog.xml``; the manifest's hrefs pointed at the new
+    names; the folder renamed ``…_<CRC-16>_COG.SAFE``."""
+    cog = root / f"{NAME[:-5]}_1A2B_COG.SAFE"
+    shutil.copytree(safe, cog)
+    tiff = cog / "measurement" / f"{STEM}.tiff"
+    with rasterio.open(tiff, "r+") as src:
+        src.nodata = 0
+    rasterio.shutil.copy(tiff, tiff.with_name(f"{STEM}-cog.tiff"), driver="COG", COMPRESS="ZSTD", BLOCKSIZE=1024,
+                         OVERVIEW_COUNT=2, OVERVIEW_RESAMPLING="RMS", BIGTIFF="NO")
+    with open(tiff.with_name(f"{STEM}-cog.tiff"), "ab") as f:
+        f.write(gzip.compress(b"original TIFF footer") + gzip.compress(b"original TIFF header"))
+    tiff.unlink()
+    for xml in sorted((cog / "annotation").rglob("*.xml")):
+        xml.rename(xml.with_name(f"{xml.stem}-cog.xml"))
+    manifest = cog / "manifest.safe"
+    text, n = re.subn(r'href="(\./(?:measurement|annotation)/[^"]*-vv-[^"]*?)\.(tiff|xml)"', r'href="\1-cog.\2"',
+                      manifest.read_text(encoding="utf-8"))
+    assert n == 5  # measurement, annotation, calibration, noise, rfi of VV
+    manifest.write_text(text, encoding="utf-8")
+    return cog
+
+
+def test_cog_safe_equals_the_classic_safe(safe, outputs, tmp_path):
+    """CDSE's STAC lists S1 GRD as COG_SAFE products: `s1 calibrate` reads that layout (folder and stored zip, as
+    CDSE zips it) into the same σ⁰ and θ as the classic SAFE, pixel for pixel."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        cog = build_cog_safe(safe, tmp_path)
+    with open_grd_product(cog) as p:
+        assert p.name == f"{NAME[:-5]}_1A2B_COG" and p.measurement.endswith(f"measurement/{STEM}-cog.tiff")
+        assert (p.annotation.name, p.calibration.name, p.noise.name) == (
+            f"{STEM}-cog.xml", f"calibration-{STEM}-cog.xml", f"noise-{STEM}-cog.xml")
+        assert (p.platform, p.orbit_direction, p.relative_orbit, p.processor_version) == ("S1B", "descending", 22,
+                                                                                          "003.40")
+        assert output_stem(p) == "S1B_20211223T051122_D022_VV"
+    archive = tmp_path / f"{cog.stem}.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:  # `zip -0rm`, as the converter does
+        for f in sorted(cog.rglob("*")):
+            if f.is_file():
+                zf.write(f, f"{cog.name}/{f.relative_to(cog).as_posix()}")
+    for source in (cog, archive):
+        out = tmp_path / f"out_{source.suffix.lstrip('.')}"
+        out.mkdir()
+        with pytest.warns(DataWarning, match="clipped to 0"):
+            result = calibrate_grd(source, out, dem=DEM, geoid_offset_m=GEOID, grid=outputs.sigma0)
+        for a, b in ((result.sigma0, outputs.sigma0), (result.theta, outputs.theta)):
+            with rasterio.open(a) as x, rasterio.open(b) as y:
+                got, expected = x.read(1), y.read(1)
+                np.testing.assert_array_equal(got, expected)
+                assert np.isfinite(got).sum() > 800_000
 
 
 # ------------------------------------------------------------------------------------------------- CLI

@@ -8,6 +8,12 @@ The SAFE layout [C, ESA "Sentinel-1 Product Specification" S1-RS-MDA-52-7441 §5
         annotation/calibration/calibration-s1?-iw-grd-vv-*.xml, noise-s1?-iw-grd-vv-*.xml
         measurement/s1?-iw-grd-vv-*.tiff                 DN, uint16
 
+CDSE's STAC API lists GRD products as **COG_SAFE** (``…_<CRC>_COG.SAFE``, its ``.zip`` stored uncompressed):
+the same tree with the measurement converted by GDAL's COG driver (ZSTD, nodata 0) to ``…-cog.tiff``, the
+annotation, calibration and noise files renamed ``…-cog.xml`` and the manifest's hrefs updated [C: eu-cdse/utilities
+``GRD2COG.sh``]. The file patterns below match both layouts, DN 0 is no data in both, and the calibration reads
+the full-resolution image of the COG (its overviews are not used).
+
 Metadata come from xarray-sentinel (the root and ``IW/VV/...`` groups it builds from the manifest and the
 annotation) plus the two facts it does not expose: the IPF version (``safe:software`` of the manifest) and the
 image timing of ``imageAnnotation/imageInformation`` (:func:`.annotation.read_image_information`;
