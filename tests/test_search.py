@@ -502,7 +502,7 @@ def test_geodes_search_pages_and_keeps_the_asset_descriptions(server: Loopback):
             assert asset["description"] == recorded[key]["description"]  # kept as sent
         archive = item["assets"]["S2A_MSIL1C_20250402T175741_N0511_R141_T14ULD_20250403T022035.zip"]
         assert (archive["file:size"], archive["file:checksum"], archive["plotsm:online"]) == (
-            764_210_185, "d510" + GEODES_ZIP_MD5, False)
+            764_210_185, "d50110" + GEODES_ZIP_MD5, False)
         quicklook = next(a for k, a in item["assets"].items() if k.endswith("_quicklook.jpg"))
         assert (quicklook["file:size"], quicklook["plotsm:online"]) == (18_684, True)
     summary = summarise(maja)

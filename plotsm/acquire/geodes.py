@@ -13,7 +13,7 @@ is ``start_datetime`` (GEODES' ``datetime`` is later than the sensing).
 
 GEODES describes each asset's file in its ``description`` ("File size: … bytes", "Is online: …", "Checksum MD5:
 …"). The description is kept as sent, and read into the asset's ``file:size``, ``file:checksum`` (MD5 as a
-multihash, ``d510`` + hex) and ``plotsm:online`` (the later download needs an availability check for offline
+multihash, ``d50110`` + hex) and ``plotsm:online`` (the later download needs an availability check for offline
 files), unless the asset already has them.
 """
 
@@ -40,9 +40,10 @@ GEODES_MAX_PAGES = 1000
 _SIZE = re.compile(r"File size:\s*(\d+)\s*bytes", re.IGNORECASE)
 _ONLINE = re.compile(r"Is online:\s*(true|false)", re.IGNORECASE)
 _MD5 = re.compile(r"Checksum MD5:\s*([0-9a-fA-F]{32})\b")
-#: Multihash prefix of an MD5 digest: code 0xd5, length 0x10 [C: multiformats multicodec table], as the STAC file
-#: extension's ``file:checksum`` expects.
-MD5_MULTIHASH = "d510"
+#: Multihash prefix of an MD5 digest: code 0xd5 as an unsigned varint (``d5 01``), then the length 0x10
+#: [C: multiformats multicodec table and unsigned-varint spec], as the STAC file extension's ``file:checksum``
+#: expects. (Plans written before this fix carry ``d510…``; :mod:`plotsm.acquire.checksum` reads both.)
+MD5_MULTIHASH = "d50110"
 #: The STAC file extension whose fields (``file:size``, ``file:checksum``) are added to GEODES assets.
 FILE_EXTENSION = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
 

@@ -25,13 +25,12 @@ class SearchServiceError(InputError):
     names the URL and what to do."""
 
 
-def check_url(url: str, name: str) -> str:
+def check_url(url: str, name: str, example: str = "https://stac.dataspace.copernicus.eu/v1") -> str:
     """``url`` without a trailing slash, if it is an http(s) URL; :class:`UsageError` naming setting ``name``
-    otherwise."""
+    (and an ``example`` of a right one) otherwise."""
     parsed = urlparse(url.strip())
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise UsageError(f"{option(name, url)}: not an http(s) URL. Pass the service's root, e.g. "
-                         "https://stac.dataspace.copernicus.eu/v1.")
+        raise UsageError(f"{option(name, url)}: not an http(s) URL. Pass the service's root, e.g. {example}.")
     return url.strip().rstrip("/")
 
 

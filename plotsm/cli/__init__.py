@@ -11,7 +11,7 @@ Commands are thin: they parse and check their options, call the library, and pri
 - :mod:`.progress`: progress bars on a terminal, plain progress lines in a log;
 - :mod:`.model`: ``train``, ``model list``, ``model evaluate``;
 - :mod:`.run`: ``run``;
-- :mod:`.acquire`: ``search``;
+- :mod:`.acquire`: ``search``, ``download``;
 - :mod:`.demo`: ``demo``;
 - :mod:`.store`: ``sql``, ``export``, ``delete``;
 - :mod:`.sources`: ``s1 calibrate``, ``s2 ndvi``, ``s2 composite``, ``dem slope``.
@@ -26,7 +26,7 @@ from typing import Annotated, Any
 import typer
 
 from plotsm import __version__
-from plotsm.cli.acquire import search
+from plotsm.cli.acquire import download, search
 from plotsm.cli.console import err, fail, out, show_warning, state
 from plotsm.cli.demo import demo
 from plotsm.cli.model import model_app, train
@@ -84,6 +84,7 @@ def _build_app() -> typer.Typer:
     app.command()(train)
     app.command()(run)
     app.command("search")(search)
+    app.command("download")(download)
     app.command()(demo)
     app.command("sql")(sql_command)
     app.command()(export)

@@ -1,5 +1,6 @@
 """``plotsm search``: Sentinel-1 GRD and Sentinel-2 L2A/L3A products over an area and a period, summarised and
-written as a plan (a STAC ItemCollection JSON) for the download to come (:mod:`plotsm.acquire`)."""
+written as a plan (a STAC ItemCollection JSON); ``plotsm download``: the files of a plan, fetched, checked and
+recorded (:mod:`plotsm.acquire`)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from plotsm.cli.console import info, out
-from plotsm.cli.progress import progress
+from plotsm.cli.console import err, info, out, state
+from plotsm.cli.progress import progress, transfer_progress
 
-#: Environment variables naming the services when --stac-url / --geodes-url are not given.
+#: Environment variables naming the services when --stac-url / --geodes-url / --odata-url / --token-url are not
+#: given.
 ENV_STAC_URL = "PLOTSM_STAC_URL"
 ENV_GEODES_URL = "PLOTSM_GEODES_URL"
+ENV_ODATA_URL = "PLOTSM_ODATA_URL"
+ENV_TOKEN_URL = "PLOTSM_TOKEN_URL"
 
 
 def search(
@@ -27,7 +31,7 @@ def search(
     max_cloud: Annotated[float, typer.Option("--max-cloud", help="Largest cloud cover (%) of Sentinel-2 L2A products; products without a cloud cover are kept and counted.")] = 80.0,
     orbit_direction: Annotated[Optional[str], typer.Option("--orbit-direction", metavar="ascending|descending", help="Sentinel-1 only: keep this orbit direction. Products that do not say theirs are kept and counted as unknown.")] = None,
     relative_orbit: Annotated[Optional[int], typer.Option("--relative-orbit", metavar="N", help="Sentinel-1 only: keep this relative orbit (1-175). Products that do not say theirs are kept and counted as unknown.")] = None,
-    out_path: Annotated[Path, typer.Option("--out", help="The plan written: a STAC ItemCollection JSON of the products found (for the coming `plotsm download`).")] = Path("items.json"),
+    out_path: Annotated[Path, typer.Option("--out", help="The plan written: a STAC ItemCollection JSON of the products found (for `plotsm download`).")] = Path("items.json"),
     stac_url: Annotated[Optional[str], typer.Option("--stac-url", help=f"CDSE STAC API root. Default: ${ENV_STAC_URL}, else CDSE's (above).")] = None,
     geodes_url: Annotated[Optional[str], typer.Option("--geodes-url", help=f"GEODES STAC API root. Default: ${ENV_GEODES_URL}, else GEODES' (above).")] = None,
     max_items: Annotated[int, typer.Option("--max-items", help="Stop with an error when one collection's search serves more products than this (a mistaken area or period).")] = 5000,
@@ -43,7 +47,7 @@ def search(
 
     GEODES: https://geodes-portal.cnes.fr/api/stac (or --geodes-url, or $PLOTSM_GEODES_URL).
 
-    Download is not there yet.
+    Download the plan with `plotsm download ITEMS.json --out DIR`.
     """
     from plotsm.acquire import (
         CDSE_STAC_URL,
@@ -126,5 +130,122 @@ def _print_summary(summaries: list[Any]) -> None:
             lines.append(f"{s.name}: size unknown (the service gives no file:size).")
         elif s.n_unknown_size:
             lines.append(f"{s.name}: {s.n_unknown_size} product(s) without file:size, not in the size.")
+    for line in lines:
+        out.print(escape(line), highlight=False, soft_wrap=True)
+
+
+def download(
+    items: Annotated[Path, typer.Argument(metavar="ITEMS.json", help="The plan written by `plotsm search`.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder the files are written to (created if needed). Its plotsm-download.json records each file downloaded and checked; a run into the same folder skips those.")],
+    s1_partial: Annotated[bool, typer.Option("--s1-partial", help="Sentinel-1: only the VV measurement, its annotation, calibration and noise files and manifest.safe, as a <name>.SAFE folder, instead of the whole product zip (about half of it or less).")] = False,
+    transfers: Annotated[int, typer.Option("--transfers", help="Files downloaded at once. CDSE allows 4 connections per account, so more is refused when the plan holds CDSE products.")] = 4,
+    retries: Annotated[int, typer.Option("--retries", help="Tries again after a busy service (429, 503: its Retry-After is honoured), a refused connection or a cut stream, per file.")] = 5,
+    retry_wait: Annotated[float, typer.Option("--retry-wait", metavar="SECONDS", help="First wait before trying again when the service gives no Retry-After; doubled each time, at most 60 s.")] = 2.0,
+    timeout: Annotated[float, typer.Option("--timeout", metavar="SECONDS", help="Seconds to wait for a connection or for the next bytes.")] = 60.0,
+    odata_url: Annotated[Optional[str], typer.Option("--odata-url", help=f"CDSE OData root, for files and product JSON. Default: ${ENV_ODATA_URL}, else CDSE's (above).")] = None,
+    token_url: Annotated[Optional[str], typer.Option("--token-url", help=f"CDSE token endpoint. Default: ${ENV_TOKEN_URL}, else CDSE's (above).")] = None,
+    geodes_url: Annotated[Optional[str], typer.Option("--geodes-url", help=f"GEODES STAC API root, as for search (downloads are under its /api). Default: ${ENV_GEODES_URL}, else GEODES'.")] = None,
+) -> None:
+    """Download the products of a plan (`plotsm search --out ITEMS.json`) into a folder: checked, resumable, recorded.
+
+    S1 GRD: the whole product zip (CDSE OData), or with --s1-partial the VV files as a .SAFE folder. S2 L2A (CDSE): B04, B08, SCL, granule and product metadata, as a .SAFE folder. GEODES L2A/L3A: the product zip; offline ones are skipped and listed.
+
+    Credentials: CDSE_USERNAME and CDSE_PASSWORD, else machine identity.dataspace.copernicus.eu in ~/.netrc (or $NETRC); GEODES_API_KEY, else machine geodes-portal.cnes.fr (its password). They are never printed or written.
+
+    Each file goes to <name>.part, is resumed after a cut, checked (size, and MD5 or SHA when the catalogue gives one) and renamed. A file that fails is listed and the others go on; the command then exits 4: run it again to resume.
+
+    CDSE OData: https://download.dataspace.copernicus.eu/odata/v1 (product JSON from catalogue.dataspace.copernicus.eu), or --odata-url, or $PLOTSM_ODATA_URL.
+
+    CDSE token: https://identity.dataspace.copernicus.eu/auth/realms/CDSE/protocol/openid-connect/token, or --token-url, or $PLOTSM_TOKEN_URL.
+    """
+    import threading
+    import time
+
+    from plotsm.acquire import (
+        MANIFEST_NAME,
+        DownloadError,
+        DownloadSettings,
+        Endpoints,
+        human_size,
+        netrc_path,
+        prepare_download,
+        read_credentials,
+        read_plan,
+    )
+
+    settings = DownloadSettings(transfers=transfers, s1_partial=s1_partial, retries=retries, retry_wait_s=retry_wait,
+                                timeout_s=timeout)
+    endpoints = Endpoints.configure(odata_url=odata_url or os.environ.get(ENV_ODATA_URL),
+                                    token_url=token_url or os.environ.get(ENV_TOKEN_URL),
+                                    geodes_url=geodes_url or os.environ.get(ENV_GEODES_URL))
+    plan = read_plan(items)
+    credentials = read_credentials(os.environ, netrc_path(os.environ))
+
+    def notify(line: str) -> None:  # waits, renewals, redirects: one line each, unless --quiet
+        if not state.quiet:
+            err.print(escape(line), highlight=False, soft_wrap=True)
+
+    with prepare_download(plan, out_dir, credentials=credentials, endpoints=endpoints, settings=settings,
+                          notify=notify) as job:
+        for skip in job.skipped:
+            out.print(escape(f"skipped {skip.item_id} {skip.what}: {skip.reason}"), highlight=False, soft_wrap=True)
+        sizes = {j.relpath: j.expected.size for j in job.todo if j.expected.size is not None}
+        n_unknown = len(job.todo) - len(sizes)
+        notify(f"{len(job.todo)} files to download ({human_size(sum(sizes.values()), n_unknown)}), "
+               f"{len(job.present)} already in {out_dir}")
+        started = time.monotonic()
+        with transfer_progress() as bar:
+            task = bar.add_task("downloading", total=sum(sizes.values()) or None)
+            done: dict[str, int] = {}
+            lock = threading.Lock()
+
+            def report(relpath: str, n_bytes: int, total: int) -> None:  # called from the transfer threads
+                with lock:
+                    done[relpath] = n_bytes
+                    if total and relpath not in sizes:
+                        sizes[relpath] = total
+                    completed, known = sum(done.values()), sum(sizes.values())
+                bar.update(task, completed=completed, total=known or None)
+
+            try:
+                result = job.run(progress=report)
+            except KeyboardInterrupt:
+                from plotsm.errors import Interrupted
+
+                raise Interrupted(f"interrupted: the files completed so far are in {out_dir} and recorded in "
+                                  f"{MANIFEST_NAME}; partly downloaded files are kept as .part. Run the same command "
+                                  "again to resume them.") from None
+        elapsed = time.monotonic() - started
+    _print_download(result, elapsed, out_dir / MANIFEST_NAME, human_size)
+    if result.failed:
+        names = ", ".join(f.what for f in result.failed[:5]) + (" …" if len(result.failed) > 5 else "")
+        raise DownloadError(f"{len(result.failed)} of {len(result.failed) + len(result.downloaded) + len(result.present)}"
+                            f" files failed: {names}. Run the same command again: what was downloaded is kept and "
+                            ".part files are resumed.")
+
+
+def _print_download(result: Any, elapsed: float, manifest: Path, human_size: Any) -> None:
+    """The report of a download on stdout: what was fetched and how it was checked, what was already there, the
+    bytes --s1-partial saved, and each failure with its reason."""
+    lines = []
+    if result.downloaded:
+        rate = f", {human_size(int(result.bytes_received / elapsed))}/s" if elapsed > 0 else ""
+        lines.append(f"downloaded {len(result.downloaded)} files ({human_size(result.bytes_received)} received in "
+                     f"{elapsed:.1f} s{rate})")
+        lines.append("checked by " + ", ".join(f"{how}: {n}" for how, n in sorted(result.checks().items())))
+    if result.present:
+        lines.append(f"{len(result.present)} files already there and checked (in {manifest.name}): skipped")
+    saving = result.partial
+    if saving is not None and saving.whole_bytes:
+        lines.append(f"--s1-partial: {human_size(saving.part_bytes)} for {saving.n_products - saving.n_unknown} "
+                     f"products instead of {human_size(saving.whole_bytes)} for the whole products "
+                     f"({human_size(saving.whole_bytes - saving.part_bytes)} saved)"
+                     + (f"; {saving.n_unknown} products of unknown size not counted" if saving.n_unknown else ""))
+    elif saving is not None:
+        lines.append("--s1-partial: the whole products' sizes are unknown (their OData JSON could not be read)")
+    for failure in result.failed:
+        lines.append(f"failed: {failure.what}: {failure.reason}")
+    if not result.failed:
+        lines.append(f"all files are in {manifest.parent} (recorded in {manifest.name})")
     for line in lines:
         out.print(escape(line), highlight=False, soft_wrap=True)
