@@ -41,10 +41,12 @@ ALLOWED: dict[str, set[str]] = {
     "catalog": {"errors", "raster", "pipeline"},
     "series": {"errors", "atomic", "raster", "parcels", "zonal", "store", "inversion", "model", "pipeline", "apriori"},
     "export": {"errors", "atomic", "store"},
+    "process": {"errors", "atomic", "raster", "parcels", "sources", "store", "catalog", "series", "apriori",
+                "export", "acquire"},
     "api": {"errors", "raster", "parcels", "zonal", "inversion", "model", "pipeline", "physics"},
     "demo": {"errors", "physics", "parcels", "store", "inversion", "pipeline", "series", "export"},
     "cli": {"errors", "resources", "atomic", "raster", "model", "parcels", "sources", "zonal", "store", "inversion",
-            "weather", "apriori", "pipeline", "catalog", "series", "export", "api", "demo", "acquire"},
+            "weather", "apriori", "pipeline", "catalog", "series", "export", "api", "demo", "acquire", "process"},
     "__main__": {"cli"},
 }
 

@@ -12,6 +12,7 @@ Commands are thin: they parse and check their options, call the library, and pri
 - :mod:`.model`: ``train``, ``model list``, ``model evaluate``;
 - :mod:`.run`: ``run``;
 - :mod:`.acquire`: ``search``, ``download``;
+- :mod:`.process`: ``process``;
 - :mod:`.demo`: ``demo``;
 - :mod:`.store`: ``sql``, ``export``, ``delete``;
 - :mod:`.sources`: ``s1 calibrate``, ``s2 ndvi``, ``s2 composite``, ``dem slope``.
@@ -30,6 +31,7 @@ from plotsm.cli.acquire import download, search
 from plotsm.cli.console import err, fail, out, show_warning, state
 from plotsm.cli.demo import demo
 from plotsm.cli.model import model_app, train
+from plotsm.cli.process import process
 from plotsm.cli.run import run
 from plotsm.cli.sources import dem_app, s1_app, s2_app
 from plotsm.cli.store import TABLE_CELL_MAX, delete, export, sql_command
@@ -85,6 +87,7 @@ def _build_app() -> typer.Typer:
     app.command()(run)
     app.command("search")(search)
     app.command("download")(download)
+    app.command("process")(process)
     app.command()(demo)
     app.command("sql")(sql_command)
     app.command()(export)
