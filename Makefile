@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/series.py
 	$(BIN)/python bench/sql_format.py
 	$(BIN)/python bench/parcels_overlap.py
+	$(BIN)/python bench/process.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

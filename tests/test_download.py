@@ -45,7 +45,7 @@ import pytest
 from conftest import run_cli, write_raster
 
 from plotsm.acquire import Credentials, Endpoints, human_size, read_credentials, read_plan, select_files
-from plotsm.acquire.checksum import Expected, from_odata, parse_multihash
+from plotsm.acquire.checksum import Expected, from_odata, new_hasher, parse_multihash
 from plotsm.acquire.client import retry_after_seconds
 from plotsm.acquire.credentials import CdseLogin, Secret, netrc_path
 from plotsm.acquire.download import download_plan
@@ -180,6 +180,50 @@ def s2_item(product: Product) -> dict[str, Any]:
             "bbox": [-24.0, 66.5, -21.0, 68.0], "links": [], "assets": assets,
             "properties": {"datetime": "2026-07-03T15:00:00Z", "eo:cloud_cover": 10.0, "grid:code": "MGRS-27WVM",
                            "plotsm:collection": "s2-l2a", "plotsm:provider": "cdse"}}
+
+
+#: The nodata of Copernicus DEM GLO-30 GeoTIFFs.
+GLO30_NODATA = -32767.0
+DEM_UUIDS = ("7a3c0d11-1111-4aaa-9bbb-0c0d0e0f1011", "7a3c0d11-2222-4aaa-9bbb-0c0d0e0f1011")
+
+
+def glo30_tiff(path: Path, heights: np.ndarray, left: float, top: float, res: float) -> bytes:
+    """A GeoTIFF as the GLO-30 tiles are: EPSG:4326 (no vertical CRS), float32, nodata −32767."""
+    import rasterio
+    from affine import Affine
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path, "w", driver="GTiff", width=heights.shape[1], height=heights.shape[0], count=1,
+                       dtype="float32", crs="EPSG:4326", transform=Affine(res, 0, left, 0, -res, top),
+                       nodata=GLO30_NODATA) as dst:
+        dst.write(heights.astype("float32"), 1)
+    return path.read_bytes()
+
+
+def dem_product(uuid: str, item_id: str, tiff: bytes, mask: bytes) -> Product:
+    """A DEM tile served at OData Nodes() paths: its heights and (never to be fetched) its editing mask."""
+    stem = item_id.removesuffix("_DEM")
+    return Product(uuid, item_id, {f"DEM/{stem}_DEM.tif": tiff, f"AUXFILES/{stem}_EDM.tif": mask})
+
+
+def dem_item(product: Product, bbox: tuple[float, float, float, float]) -> dict[str, Any]:
+    """A GLO-30 item: the heights (asset DEM, COG, role data, size and MD5), the EDM mask (also a data GeoTIFF) and
+    a thumbnail; s3:// hrefs with https alternates on the download host; a datetime of no season."""
+    assets: dict[str, Any] = {}
+    for key, rel in (("DEM", next(r for r in product.files if r.endswith("_DEM.tif"))),
+                     ("EDM", next(r for r in product.files if r.endswith("_EDM.tif")))):
+        data = product.files[rel]
+        assets[key] = {"href": f"s3://eodata/auxdata/CopDEM_COG/{rel}", "roles": ["data"],
+                       "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                       "file:size": len(data), "file:checksum": "d50110" + md5(data),
+                       "alternate": {"https": {"href": product.node_href(rel), "auth:refs": ["oidc"]}}}
+    assets["thumbnail"] = {"href": product.node_href("preview.png"), "type": "image/png", "roles": ["thumbnail"]}
+    x0, y0, x1, y1 = bbox
+    return {"type": "Feature", "stac_version": "1.1.0", "id": product.name, "collection": "cop-dem-glo-30-dged-cog",
+            "geometry": {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]},
+            "bbox": list(bbox), "links": [], "assets": assets,
+            "properties": {"datetime": "2021-04-22T00:00:00Z", "plotsm:collection": "dem",
+                           "plotsm:provider": "cdse"}}
 
 
 GEODES_ZIP_NAMES = ("SENTINEL2B_20250405-175900-000_L2A_T14ULD_C_V4-0.zip",
@@ -570,10 +614,12 @@ def test_retry_after_and_checksums():
                                                              {"Algorithm": "MD5", "Value": digest.upper()}]})
     assert (expected.size, expected.algorithm, expected.digest, expected.how) == (10, "md5", digest, "md5")
     only_blake3 = from_odata({"ContentLength": 10, "Checksum": [{"Algorithm": "BLAKE3", "Value": "c" * 64}]})
-    try:
-        import blake3  # noqa: F401
-    except ImportError:  # not a dependency: the size is checked, and the report says why
-        assert only_blake3.how == "size (blake3 not installed)"
+    assert (only_blake3.algorithm, only_blake3.how) == ("blake3", "blake3")  # a dependency: checked, not sized
+    hasher = new_hasher("blake3")
+    assert hasher is not None
+    hasher.update(b"")
+    # the BLAKE3 of the empty input, from the test vectors of the BLAKE3 specification
+    assert hasher.hexdigest() == "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
     assert Expected().how == "none"
 
 
@@ -951,3 +997,64 @@ def test_download_follows_search_in_the_help():
     res = run_cli("--help")
     names = re.findall(r"│ (\w[\w-]*) ", res.stdout)
     assert names.index("download") == names.index("search") + 1
+
+
+# ------------------------------------------------------------------------------------------- the Copernicus DEM
+
+
+def _dem_tiles(tmp: Path) -> list[tuple[Product, dict[str, Any]]]:
+    """Two adjacent 1° tiles (N41E012, N41E013) at a coarse 0.05° (20 × 20 pixels), one with a void."""
+    served = []
+    for i, lon in enumerate((12, 13)):
+        heights = 100.0 + 10.0 * i + np.add.outer(np.arange(20.0), np.arange(20.0))
+        if i == 1:
+            heights[3:5, 7:9] = GLO30_NODATA
+        item_id = f"Copernicus_DSM_COG_10_N41_00_E0{lon}_00_DEM"
+        tiff = glo30_tiff(tmp / f"{item_id}.tif", heights, lon, 42.0, 0.05)
+        mask = glo30_tiff(tmp / f"{item_id}_EDM.tif", np.zeros((20, 20)), lon, 42.0, 0.05)
+        product = dem_product(DEM_UUIDS[i], item_id, tiff, mask)
+        served.append((product, dem_item(product, (lon, 41.0, lon + 1.0, 42.0))))
+    return served
+
+
+def test_dem_item_gives_its_height_geotiff_only(tmp_path: Path):
+    (product, item), _ = _dem_tiles(tmp_path)
+    (job,) = select_files([item], Endpoints()).jobs
+    assert (job.asset, job.relpath, job.collection, job.provider) == ("DEM", f"dem/{item['id']}.tif", "dem", "cdse")
+    assert job.href == product.node_href(f"DEM/{item['id'].removesuffix('_DEM')}_DEM.tif")
+    assert job.expected.size == len(product.files[next(r for r in product.files if r.endswith("_DEM.tif"))])
+    masks_only = copy.deepcopy(item)
+    del masks_only["assets"]["DEM"]
+    s3_only = copy.deepcopy(item)
+    del s3_only["assets"]["DEM"]["alternate"], s3_only["assets"]["EDM"]
+    selection = select_files([masks_only, s3_only], Endpoints())
+    assert not selection.jobs
+    assert [p.reason for p in selection.problems] == [
+        "no height GeoTIFF among its assets (type image/tiff, role data, not a mask)",
+        "GeoTIFF asset(s) DEM without an https link (only s3://, not read)"]
+
+
+def test_download_dem_tiles_with_the_cdse_token(server: Server, tmp_path: Path, secrets_env: None):
+    import rasterio
+
+    tiles = _dem_tiles(tmp_path / "served")
+    for product, _ in tiles:
+        for rel, data in product.files.items():
+            server.files[product.node_path(rel)] = (data, "bearer")
+    plan = write_plan_file(tmp_path / "items.json", [item for _, item in tiles])
+    out = tmp_path / "products"
+    res = _download(server, plan, out)
+    assert res.returncode == 0, res.stdout + res.stderr
+    got = _files_under(out)
+    for product, item in tiles:
+        heights = got.pop(f"dem/{item['id']}.tif")
+        assert heights == product.files[f"DEM/{item['id'].removesuffix('_DEM')}_DEM.tif"]
+        with rasterio.open(out / "dem" / f"{item['id']}.tif") as src:
+            assert (src.crs.to_epsg(), src.dtypes[0], src.nodata) == (4326, "float32", GLO30_NODATA)
+    assert set(got) == {"plotsm-download.json"}  # no mask, no thumbnail
+    manifest = _manifest(out)
+    assert {k: (e["collection"], e["verified"]) for k, e in manifest.items()} == {
+        f"dem/{item['id']}.tif": ("dem", "md5") for _, item in tiles}
+    fetched = [r for r in server.log if r["path"].endswith("$value")]
+    assert len(fetched) == 2 and all("_DEM.tif" in r["path"] for r in fetched)
+    assert all(r["authorization"] == "Bearer access-1" for r in fetched)  # the CDSE token, on the CDSE host

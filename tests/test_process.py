@@ -128,12 +128,38 @@ def s2_item(product: dl.Product, i: int) -> dict[str, Any]:
     return item
 
 
+#: The Copernicus DEM tiles served: the Rome SRTM crop cut in two at the parcels' longitude, named as GLO-30 tiles.
+DEM_IDS = ("Copernicus_DSM_COG_10_N41_00_E012_00_DEM", "Copernicus_DSM_COG_10_N41_00_E013_00_DEM")
+
+
+def _dem_tiles(tmp: Path) -> list[tuple[dl.Product, dict[str, Any]]]:
+    """Two GLO-30-like tiles (EPSG:4326 only, float32, nodata −32767) whose border runs through the grid."""
+    from pyproj import Transformer
+
+    with rasterio.open(DEM) as src:
+        heights, transform = src.read(1).astype("float64"), src.transform
+    lon, _ = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True).transform(289_900.0, 4_648_600.0)
+    split = int(round((lon - transform.c) / transform.a))
+    served = []
+    for i, (cols, item_id) in enumerate(zip((slice(0, split), slice(split, None)), DEM_IDS)):
+        left = transform.c + (cols.start or 0) * transform.a
+        tiff = dl.glo30_tiff(tmp / f"{item_id}.tif", heights[:, cols], left, transform.f, transform.a)
+        mask = dl.glo30_tiff(tmp / f"{item_id}_EDM.tif", np.zeros_like(heights[:, cols]), left, transform.f,
+                             transform.a)
+        product = dl.dem_product(dl.DEM_UUIDS[i], item_id, tiff, mask)
+        width = heights[:, cols].shape[1] * transform.a
+        served.append((product, dl.dem_item(product, (left, transform.f - 360 * transform.a, left + width,
+                                                      transform.f))))
+    return served
+
+
 class Catalogue:
     def __init__(self, tmp: Path) -> None:
         self.s1 = [_s1_product(tmp / "s1")]
         self.s2 = [_s2_product(tmp / "s2", i) for i in range(2)]
+        self.dem = _dem_tiles(tmp / "dem")
         self.items = {"s1": [s1_item(p) for p in self.s1], "s2": [s2_item(p, i) for i, p in enumerate(self.s2)],
-                      "geodes": []}
+                      "dem": [item for _, item in self.dem], "geodes": []}
         self.safe = tmp / "s1" / f"{NAME}.SAFE"
 
 
@@ -152,9 +178,13 @@ class Server(dl.Server):
         super().__init__()
         self.RequestHandlerClass = Handler
         self.requests: list[dict[str, Any]] = []
-        self.cdse_items = catalogue.items["s1"] + catalogue.items["s2"]
+        self.cdse_items = catalogue.items["s1"] + catalogue.items["s2"] + catalogue.items["dem"]
+        self.collections = [ts.S1_COLLECTION, ts.dem_collection("cop-dem-glo-30-dged-cog", "Copernicus DEM GLO-30")]
         self.page_cap, self.ignore_datetime, self.fail_search, self.busy_searches = 10, False, None, 0
         self.serve(catalogue)  # type: ignore[arg-type]
+        for product, _ in catalogue.dem:
+            for rel, data in product.files.items():
+                self.files[product.node_path(rel)] = (data, "bearer")
 
     @property
     def cdse_url(self) -> str:
@@ -454,3 +484,45 @@ def test_a_product_that_fails_its_stage_is_named_and_retried_alone(server: Serve
     again = run_cli(*args(server, parcels, out))
     assert again.returncode == 4 and f"failed: {name} (ndvi)" in again.stdout
     assert "ndvi: 0 made, 2 already there" in again.stdout and "s1: 0 made, 1 already there" in again.stdout
+
+
+def test_without_dem_the_downloaded_copernicus_tiles_give_the_slope(server: Server, catalogue: Catalogue,
+                                                                    parcels: Path, tmp_path: Path, secrets_env: None):
+    from plotsm.sources.dem import slope_deg
+
+    out = tmp_path / "run"
+    cli = args(server, parcels, out)
+    del cli[cli.index("--dem"): cli.index("--dem") + 2]  # no --dem: the default collections add dem
+    res = run_cli(*cli)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "plan: s1-grd 1, s2-l2a 2, dem 2" in res.stdout
+    dem_search = [r["body"] for r in server.requests if r["path"] == "/cdse/search"
+                  and r["body"]["collections"] == ["cop-dem-glo-30-dged-cog"]]
+    assert len(dem_search) == 1 and "datetime" not in dem_search[0]  # found in /collections, no period
+    for product, item in catalogue.dem:  # each tile downloaded whole into raw/dem/
+        rel = next(r for r in product.files if r.endswith("_DEM.tif"))
+        assert (out / "raw" / "dem" / f"{item['id']}.tif").read_bytes() == product.files[rel]
+    # the mosaic: the heights of both tiles, on their lattice, under the grid
+    mosaic = out / "dem-mosaic.tif"
+    with rasterio.open(DEM) as whole, rasterio.open(mosaic) as src:
+        assert (src.crs.to_epsg(), src.dtypes[0], src.nodata) == (4326, "float32", dl.GLO30_NODATA)
+        window = whole.window(*src.bounds)
+        assert (round(window.col_off, 6) % 1, round(window.row_off, 6) % 1) == (0, 0)
+        expected_heights = whole.read(1, window=window.round_offsets().round_lengths()).astype("float32")
+        np.testing.assert_array_equal(src.read(1), expected_heights)
+        split = catalogue.dem[0][1]["bbox"][2]
+        assert src.bounds.left < split < src.bounds.right  # both tiles are in it
+    # the slope: slope_deg of that mosaic on the grid; the stored acquisition has slope values
+    grid = _grid(parcels)
+    slope, transform = _read(out / "slope.tif")
+    assert transform == grid.transform and np.isfinite(slope).all()
+    np.testing.assert_allclose(slope, slope_deg(mosaic, target_grid=grid), rtol=1e-6)
+    assert _sql(out, "SELECT count(*), count(slope_deg) FROM observations") == [(3, 3)]
+    assert all(v is not None and v >= 0 for (v,) in _sql(out, "SELECT slope_deg FROM observations"))
+    ledger = json.loads((out / "process.json").read_text())
+    assert ledger["dem_mosaic"] == sorted(DEM_IDS) and ledger["slope"].endswith(", ".join(sorted(DEM_IDS)))
+    # a re-run downloads nothing and leaves the mosaic and the slope as they are
+    before, downloads = _files(out), _downloads(server)
+    again = run_cli(*cli)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert _downloads(server) == downloads and _files(out) == before

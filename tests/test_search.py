@@ -189,6 +189,7 @@ class Loopback(ThreadingHTTPServer):
         self.geodes_ignores_page = False
         self.fail_search: int | None = None
         self.busy_searches = 0         # answer this many searches 503 first
+        self.collections = [S1_COLLECTION]  # what /collections lists
 
     @property
     def base(self) -> str:
@@ -227,7 +228,7 @@ class Handler(BaseHTTPRequestHandler):
         if url.path in ("/cdse", "/cdse/") and method == "GET":
             return self._json(self._landing())
         if url.path == "/cdse/collections":
-            return self._json({"collections": [S1_COLLECTION], "links": []})
+            return self._json({"collections": getattr(self.server, "collections", [S1_COLLECTION]), "links": []})
         if url.path == "/cdse/search":
             if self.server.fail_search:
                 return self._json({"code": "ServerError", "description": "search backend down"},
@@ -260,10 +261,11 @@ class Handler(BaseHTTPRequestHandler):
                            "method": "POST"}]}
 
     def _cdse_search(self, params: dict[str, Any], method: str) -> dict[str, Any]:
-        begin, end = (_stamp(t) for t in params["datetime"].split("/"))
+        begin, end = (_stamp(t) for t in params["datetime"].split("/")) if params.get("datetime") else (None, None)
         area = shapely.geometry.shape(params["intersects"])
         found = [i for i in self.server.cdse_items if i["collection"] in params["collections"]
-                 and (self.server.ignore_datetime or begin <= _stamp(i["properties"]["datetime"]) <= end)
+                 and (self.server.ignore_datetime or begin is None or end is None
+                      or begin <= _stamp(i["properties"]["datetime"]) <= end)
                  and shapely.geometry.shape(i["geometry"]).intersects(area)]
         offset, size = int(params.get("token") or 0), min(int(params.get("limit", 10)), self.server.page_cap)
         links = []
@@ -643,7 +645,6 @@ def test_parcels_aoi_is_their_extent_in_lon_lat():
 @pytest.mark.parametrize(("kw", "message"), [
     ({"start": date(2026, 8, 1), "end": date(2026, 7, 1)}, r"start='2026-08-01' is after end='2026-07-01'"),
     ({"collections": ("s1-grd", "s3-olci")}, r"unknown collection 's3-olci'. Choose from s1-grd, s2-l2a"),
-    ({"collections": ("dem",)}, r"the Copernicus DEM cannot be searched yet: its STAC collection id"),
     ({"collections": ()}, r"no collection named"),
     ({"max_cloud": 120}, r"max_cloud=120: expected a cloud cover in percent"),
     ({"orbit_direction": "north"}, r"orbit_direction='north': expected ascending or descending"),
@@ -724,7 +725,9 @@ def test_cli_nothing_found_writes_an_empty_plan_and_exits_0(server: Loopback, tm
     (["--start", "2026-08-01", "--end", "2026-07-01"], 2, "--start 2026-08-01 is after --end 2026-07-01"),
     (["--start", "2026-07-32"], 2, "--start 2026-07-32: not a day YYYY-MM-DD"),
     (["--collections", "s1-grd,s5p"], 2, "--collections s1-grd,s5p: unknown collection 's5p'"),
-    (["--collections", "dem"], 2, "the Copernicus DEM cannot be searched yet"),
+    (["--collections", "dem"], 4, "no Copernicus DEM GLO-30 collection among its collections (sentinel-1-grd)"),
+    (["--collections", "s1-grd,dem", "--dem-collection", "cop-dem-glo-30"], 4,
+     "--dem-collection cop-dem-glo-30: not a collection of"),
     (["--relative-orbit", "0"], 2, "--relative-orbit 0: expected a Sentinel-1 relative orbit, 1 to 175"),
     (["--stac-url", "stac.example"], 2, "--stac-url stac.example: not an http(s) URL"),
     (["--max-items", "3"], 2, "s1-grd: more than 3 products served"),
@@ -759,3 +762,97 @@ def test_cli_help_names_the_default_services():
     assert f"GEODES:{GEODES_STAC_URL}(or--geodes-url,or$PLOTSM_GEODES_URL)" in text
     assert "Default:$PLOTSM_STAC_URL,elseCDSE's(above)" in text
     assert "Default:$PLOTSM_GEODES_URL,elseGEODES'(above)" in text
+
+
+# ------------------------------------------------------------------------------------------- the Copernicus DEM
+
+
+def dem_collection(cid: str, title: str) -> dict[str, Any]:
+    """A collection of the /collections listing: the recorded S1 one under another id and title."""
+    doc = copy.deepcopy(S1_COLLECTION)
+    doc["id"], doc["title"] = cid, title
+    doc["links"] = [link for link in doc.get("links", []) if link.get("rel") not in ("self", "items", "parent",
+                                                                                    "root")]
+    return doc
+
+
+def dem_item(lat: int, lon: int, collection: str = "cop-dem-glo-30-dged-cog") -> dict[str, Any]:
+    """A GLO-30 tile item: a 1° square, a datetime years before any season searched, one GeoTIFF asset."""
+    ns, ew = ("N" if lat >= 0 else "S"), ("E" if lon >= 0 else "W")
+    name = f"Copernicus_DSM_COG_10_{ns}{abs(lat):02d}_00_{ew}{abs(lon):03d}_00_DEM"
+    return {"type": "Feature", "stac_version": "1.1.0", "id": name, "collection": collection,
+            "geometry": _geojson(shapely.box(lon, lat, lon + 1, lat + 1)), "bbox": [lon, lat, lon + 1, lat + 1],
+            "links": [], "assets": {"DEM": {"href": f"s3://eodata/auxdata/CopDEM_COG/{name}.tif",
+                                            "type": "image/tiff; application=geotiff", "roles": ["data"]}},
+            "properties": {"datetime": "2021-04-22T00:00:00Z"}}
+
+
+DEM_LISTING = [S1_COLLECTION, dem_collection("cop-dem-glo-90-dged-cog", "Copernicus DEM GLO-90"),
+               dem_collection("COP-DEM_GLO-30-DTED", "Copernicus DEM GLO-30 DTED"),
+               dem_collection("cop-dem-glo-30-dged-cog", "Copernicus DEM GLO-30 DGED")]
+#: Over CDSE_AOI (-23..-22 E, 67..67.5 N): tiles N67W023 and N67W022 (which touches it at -22); one far away;
+#: one in the GLO-90 collection.
+DEM_ITEMS = [dem_item(67, -23), dem_item(67, -22), dem_item(10, 10), dem_item(67, -23, "cop-dem-glo-90-dged-cog")]
+
+
+def test_find_dem_collection_prefers_the_dged_cog_id():
+    from plotsm.acquire.demsearch import find_dem_collection
+
+    listed = [(c["id"], c.get("title", "")) for c in DEM_LISTING]
+    assert find_dem_collection(listed) == "cop-dem-glo-30-dged-cog"
+    assert find_dem_collection(listed[:3]) == "COP-DEM_GLO-30-DTED"  # GLO-90 never
+    assert find_dem_collection([("elevation-30", "Copernicus DEM, 30 m")]) == "elevation-30"  # by its title
+    assert find_dem_collection([("sentinel-1-grd", "Sentinel-1 GRD"), ("cop-dem-glo-90", "")]) is None
+
+
+def test_dem_search_reads_the_collection_ignores_the_period_and_groups_tiles(server: Loopback):
+    server.collections = DEM_LISTING
+    server.cdse_items = S1_ITEMS + DEM_ITEMS
+    (dem,) = search_cdse(read_aoi(CDSE_AOI), _query(collections=("dem",)), ["dem"], url=server.cdse_url)
+    assert _ids(dem.items) == [DEM_ITEMS[0]["id"], DEM_ITEMS[1]["id"]]  # 2021 tiles kept for a July 2026 search
+    assert all(i["properties"]["plotsm:collection"] == "dem" and i["properties"]["plotsm:provider"] == "cdse"
+               for i in dem.items)
+    assert [r["path"] for r in server.requests].count("/cdse/collections") == 1
+    (body,) = [r["body"] for r in server.searches()]
+    assert body["collections"] == ["cop-dem-glo-30-dged-cog"] and "datetime" not in body  # no period asked
+    summary = summarise(dem)
+    assert summary.groups == {"N67W022": 1, "N67W023": 1} and not summary.dropped
+
+
+def test_dem_collection_setting_wins_and_is_checked(server: Loopback):
+    server.collections = DEM_LISTING
+    server.cdse_items = [dict(i, collection="COP-DEM_GLO-30-DTED") for i in DEM_ITEMS[:1]]
+    (dem,) = search_cdse(read_aoi(CDSE_AOI), _query(collections=("dem",)), ["dem"], url=server.cdse_url,
+                         dem_collection="COP-DEM_GLO-30-DTED")
+    assert _ids(dem.items) == [DEM_ITEMS[0]["id"]]
+    assert server.searches()[0]["body"]["collections"] == ["COP-DEM_GLO-30-DTED"]
+    with pytest.raises(SearchServiceError, match=r"dem_collection='cop-dem': not a collection of .*"
+                                                 r"COP-DEM_GLO-30-DTED, cop-dem-glo-30-dged-cog"):
+        search_cdse(read_aoi(CDSE_AOI), _query(collections=("dem",)), ["dem"], url=server.cdse_url,
+                    dem_collection="cop-dem")
+
+
+def test_no_dem_collection_names_what_the_service_has(server: Loopback):
+    server.collections = [S1_COLLECTION, dem_collection("cop-dem-glo-90-dged-cog", "Copernicus DEM GLO-90")]
+    with pytest.raises(SearchServiceError, match=r"no Copernicus DEM GLO-30 collection among its collections "
+                                                 r"\(cop-dem-glo-90-dged-cog, sentinel-1-grd\)\. Pass its id with "
+                                                 r"dem_collection='ID'"):
+        search_cdse(read_aoi(CDSE_AOI), _query(collections=("s1-grd", "dem")), ["s1-grd", "dem"],
+                    url=server.cdse_url)
+
+
+def test_cli_search_with_dem_says_the_period_does_not_apply(server: Loopback, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch):
+    server.collections = DEM_LISTING
+    server.cdse_items = S1_ITEMS + DEM_ITEMS
+    out = tmp_path / "items.json"
+    monkeypatch.setenv("PLOTSM_DEM_COLLECTION", "cop-dem-glo-30-dged-cog")
+    res = _search(server, out, "--aoi", CDSE_AOI, "--start", "2026-07-01", "--end", "2026-07-31",
+                  "--collections", "s1-grd,dem")
+    assert res.returncode == 0, res.stdout + res.stderr
+    text = " ".join(res.stdout.split())
+    assert "dem tiles: N67W022 (1), N67W023 (1)" in text
+    assert "dem: every tile over the area, whatever the period (a DEM has no season)." in text
+    plan = read_plan(out)
+    assert sorted(i["id"] for i in plan.items if i["properties"]["plotsm:collection"] == "dem") == sorted(
+        i["id"] for i in DEM_ITEMS[:2])

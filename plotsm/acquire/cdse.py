@@ -6,6 +6,9 @@ One ``/search`` per collection: ``collections``, ``intersects`` the AOI (its con
 (``…T23:59:59.999999Z``), ``limit`` a page size; pystac-client follows the ``next`` links (GET or POST, with
 their ``body``). Product type, VV, orbit and cloud cover are checked on the client
 (:mod:`plotsm.acquire.screen` says why). No credentials: the STAC API is open to read.
+
+``dem`` (the Copernicus DEM GLO-30): its collection id is read from ``/collections`` first
+(:mod:`plotsm.acquire.demsearch`), and it is searched without ``datetime`` (a DEM has no season).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pystac_client.warnings import PystacClientWarning
 from urllib3.util.retry import Retry
 
 from plotsm.acquire.aoi import Aoi
+from plotsm.acquire.demsearch import find_dem_collection
 from plotsm.acquire.query import COLLECTIONS, CollectionResult, SearchQuery
 from plotsm.acquire.screen import DEFAULT_MAX_ITEMS, screen_pages
 from plotsm.acquire.service import DEFAULT_TIMEOUT_S, SearchServiceError, check_url, short, user_agent
@@ -48,9 +52,10 @@ def _fix() -> str:
 def search_cdse(aoi: Aoi, query: SearchQuery, names: Sequence[str], *, url: str = CDSE_STAC_URL,
                 progress: Progress | None = None, max_items: int = DEFAULT_MAX_ITEMS,
                 timeout_s: float = DEFAULT_TIMEOUT_S, page_size: int = CDSE_PAGE_SIZE,
-                method: str = "POST") -> list[CollectionResult]:
+                method: str = "POST", dem_collection: str | None = None) -> list[CollectionResult]:
     """Search the CDSE STAC API at ``url`` for the collections ``names`` (plotsm names, e.g. ``s1-grd``) over
-    ``aoi`` in ``query``'s period; one :class:`CollectionResult` per name, in order.
+    ``aoi`` in ``query``'s period; one :class:`CollectionResult` per name, in order. ``dem_collection``: the
+    STAC id of the Copernicus DEM, instead of the one found in ``/collections`` (it must be listed there).
 
     ``method``: ``POST`` (the default; JSON body) or ``GET``. Raises :class:`SearchServiceError` (exit 4) naming
     the URL when the service cannot be reached, is not a STAC API with item search, or answers with an error.
@@ -65,16 +70,45 @@ def search_cdse(aoi: Aoi, query: SearchQuery, names: Sequence[str], *, url: str 
     client = _open(url, timeout_s)
     results = []
     for spec in specs:
+        remote = spec.remote_id or dem_collection_id(client, url, dem_collection)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PystacClientWarning)  # turned into SearchServiceError below
             try:
-                search = client.search(method=method, collections=[spec.remote_id],
-                                       intersects=aoi.to_geojson(), datetime=query.interval(), limit=page_size)
+                search = client.search(method=method, collections=[remote], intersects=aoi.to_geojson(),
+                                       datetime=None if spec.sensor == "dem" else query.interval(), limit=page_size)
             except PystacClientWarning as exc:  # pystac-client raises DoesNotConformTo when search is missing
                 raise SearchServiceError(f"{url}: not a STAC API with item search ({exc}). {_fix()}") from None
-        pages = _pages(search.pages_as_dicts(), url, spec.remote_id)
+        pages = _pages(search.pages_as_dicts(), url, remote)
         results.append(screen_pages(spec, query, aoi, url, pages, progress=progress, max_items=max_items))
     return results
+
+
+def dem_collection_id(client: Client, url: str, wanted: str | None = None) -> str:
+    """The STAC id of the Copernicus DEM GLO-30 at ``url``: ``wanted`` when given, else the one
+    :func:`~plotsm.acquire.demsearch.find_dem_collection` picks in ``/collections``; :class:`SearchServiceError`
+    naming the ids the service has when it is not there."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PystacClientWarning)
+        try:
+            listed = [(c.id, c.title or "") for c in client.get_collections()]
+        except APIError as exc:
+            raise SearchServiceError(f"{url}: cannot list its collections ({_api_detail(exc)}), needed to find the "
+                                     f"Copernicus DEM's. {_fix()} Or pass {option('dem_collection', 'ID')}.") from None
+        except (STACError, STACTypeError, ValueError, KeyError, TypeError) as exc:
+            raise SearchServiceError(f"{url}/collections: unreadable ({short(str(exc))}). {_fix()}") from None
+    ids = ", ".join(sorted(cid for cid, _ in listed)) or "none"
+    if wanted:
+        if wanted not in {cid for cid, _ in listed}:
+            raise SearchServiceError(f"{option('dem_collection', wanted)}: not a collection of {url} (it has: "
+                                     f"{short(ids, 600)}). Pass the Copernicus DEM GLO-30's id among those.")
+        return wanted
+    found = find_dem_collection(listed)
+    if found is None:
+        raise SearchServiceError(
+            f"{url}: no Copernicus DEM GLO-30 collection among its collections ({short(ids, 600)}). Pass its id "
+            f"with {option('dem_collection', 'ID')} (or $PLOTSM_DEM_COLLECTION), or leave dem out of the "
+            "collections (process: or give a DEM of your own with --dem).")
+    return found
 
 
 def _open(url: str, timeout_s: float) -> Client:
@@ -140,4 +174,4 @@ def _api_detail(exc: APIError) -> str:
     return short(text, 240) or "no detail"
 
 
-__all__ = ["CDSE_PAGE_SIZE", "CDSE_RETRY", "CDSE_STAC_URL", "search_cdse"]
+__all__ = ["CDSE_PAGE_SIZE", "CDSE_RETRY", "CDSE_STAC_URL", "dem_collection_id", "search_cdse"]

@@ -11,9 +11,9 @@ Sources, by provider:
 - GEODES: the asset description's "Checksum MD5" and "File size", read into ``file:checksum``/``file:size``
   by the search (:func:`plotsm.acquire.geodes.with_file_facts`).
 
-MD5 and the SHA family are checked with :mod:`hashlib`. BLAKE3 needs the ``blake3`` package, which plotsm does
-not depend on: when it is installed BLAKE3 is checked, otherwise only the size is, and :attr:`Expected.how`
-says so. Where the catalogue gives both MD5 and BLAKE3 (CDSE OData), MD5 is used.
+MD5 and the SHA family are checked with :mod:`hashlib`, BLAKE3 with the ``blake3`` package (a dependency of
+plotsm); where that package is missing (a platform without its wheel) only the size is checked, and
+:attr:`Expected.how` says so. Where the catalogue gives both MD5 and BLAKE3 (CDSE OData), MD5 is used.
 """
 
 from __future__ import annotations

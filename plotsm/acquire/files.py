@@ -12,6 +12,9 @@
 - ``s2-l2a``: ``B04_10m``, ``B08_10m``, ``SCL_20m``, the granule metadata (``granule_metadata``, MTD_TL.xml) when
   the item lists it, and the product metadata ``MTD_MSIL2A.xml`` (the reflectance offsets ``plotsm s2 ndvi``
   reads; ``product_metadata``, else its standard place at the SAFE's root), each to ``<name>.SAFE/<path>``.
+- ``dem`` (Copernicus DEM GLO-30, CDSE): the height GeoTIFF of the tile
+  (:func:`plotsm.acquire.demsearch.dem_asset` says which asset and why), to ``dem/<item id>.tif``; the CDSE
+  bearer token goes with it when its link is on a CDSE host, as for the other CDSE files.
 - ``s2-l2a-maja``, ``s2-l3a`` (GEODES): the product's zip asset, to its file name; an asset GEODES describes as
   "Is online: false" is skipped (it must be restored first).
 
@@ -29,6 +32,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from plotsm.acquire.checksum import Expected, from_asset
+from plotsm.acquire.demsearch import dem_asset
 from plotsm.acquire.endpoints import CDSE_ODATA_URL, Endpoints
 from plotsm.acquire.geodes import with_file_facts
 
@@ -89,6 +93,8 @@ def select_files(items: Sequence[Mapping[str, Any]], endpoints: Endpoints, *, s1
             found = _s1_partial(item, endpoints, selection) if s1_partial else _s1_whole(item, endpoints, selection)
         elif collection == "s2-l2a":
             found = _s2(item, endpoints, selection)
+        elif collection == "dem":
+            found = _dem(item, endpoints, selection)
         else:
             found = _geodes(item, endpoints, selection)
         for job in found:
@@ -221,6 +227,20 @@ def _s2(item: Mapping[str, Any], endpoints: Endpoints, selection: Selection) -> 
                             safe.removesuffix(".SAFE"), note="path of the SAFE layout (the item lists no "
                                                              "product_metadata asset)"))
     return jobs
+
+
+def _dem(item: Mapping[str, Any], endpoints: Endpoints, selection: Selection) -> list[FileJob]:
+    item_id, assets = str(item.get("id")), _assets(item)
+    chosen = dem_asset(assets, https_href)
+    if isinstance(chosen, str):
+        selection.problems.append(Skip(item_id, "DEM", chosen))
+        return []
+    if not safe_part(item_id):
+        selection.problems.append(Skip(item_id, "DEM", f"item id {item_id!r} cannot be a file name"))
+        return []
+    key, href = chosen
+    return [FileJob(item_id, "dem", "cdse", key, href, endpoints.rewrite(href), f"dem/{item_id}.tif", item_id,
+                    from_asset(assets[key]))]
 
 
 def _geodes(item: Mapping[str, Any], endpoints: Endpoints, selection: Selection) -> list[FileJob]:

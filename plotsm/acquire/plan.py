@@ -133,7 +133,7 @@ def _check_item(item: Any, i: int, path: Path, fix: str) -> tuple[str, str]:
     if collection not in COLLECTIONS:
         raise InputError(f"{path}: item {item_id}: plotsm:collection {collection!r} is not one of "
                          f"{', '.join(COLLECTIONS)}. {fix}")
-    if sensing_time(item) is None:
+    if sensing_time(item) is None and collection != "dem":  # a DEM tile needs no time
         raise InputError(f"{path}: item {item_id} has no sensing time (start_datetime or datetime). {fix}")
     assets = item.get("assets")
     if not (isinstance(assets, dict) and assets):

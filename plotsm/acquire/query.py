@@ -6,10 +6,11 @@ Collections are named by plotsm, whatever the provider calls them:
 - ``s1-grd``: CDSE STAC ``sentinel-1-grd``; IW GRDH with VV kept; orbit direction and relative orbit filters;
 - ``s2-l2a``: CDSE STAC ``sentinel-2-l2a``; cloud cover filter;
 - ``s2-l2a-maja``: GEODES ``MUSCATE_SENTINEL2_SENTINEL2_L2A``; cloud cover filter;
-- ``s2-l3a``: GEODES ``MUSCATE_SENTINEL2_SENTINEL2_L3A`` (monthly cloud-free syntheses); no cloud filter.
-
-The Copernicus DEM is not searchable yet: its collection id on CDSE is unconfirmed (data-access notes), and a
-wrong id would find nothing without saying why, so ``dem`` is refused with that reason.
+- ``s2-l3a``: GEODES ``MUSCATE_SENTINEL2_SENTINEL2_L3A`` (monthly cloud-free syntheses); no cloud filter;
+- ``dem``: the Copernicus DEM GLO-30 (1° tiles) on CDSE STAC. Its collection id is not confirmed (data-access
+  notes), so it has no fixed ``remote_id``: it is read at run time from the service's ``/collections``
+  (:func:`plotsm.acquire.demsearch.find_dem_collection`), or given as a setting (``dem_collection``). A DEM has
+  no season: its tiles over the area are kept whatever the period.
 
 The period is whole UTC days, both included: ``start`` 00:00:00 to ``end`` 23:59:59.999999.
 """
@@ -29,7 +30,8 @@ from plotsm.errors import UsageError, option
 @dataclass(frozen=True)
 class CollectionSpec:
     """A collection plotsm can search: its plotsm ``name``, ``provider`` (cdse or geodes), the provider's
-    ``remote_id``, the ``sensor`` (s1 or s2) and whether ``max_cloud`` applies to it."""
+    ``remote_id`` ("" for ``dem``: found at run time), the ``sensor`` (s1, s2 or dem) and whether ``max_cloud``
+    applies to it."""
 
     name: str
     provider: str
@@ -46,6 +48,8 @@ COLLECTIONS: dict[str, CollectionSpec] = {spec.name: spec for spec in (
                    "Sentinel-2 L2A, MAJA (GEODES)"),
     CollectionSpec("s2-l3a", "geodes", "MUSCATE_SENTINEL2_SENTINEL2_L3A", "s2", False,
                    "Sentinel-2 L3A monthly syntheses (GEODES)"),
+    # remote_id "": found at run time from /collections, or the dem_collection setting (module docstring)
+    CollectionSpec("dem", "cdse", "", "dem", False, "Copernicus DEM GLO-30, 1° tiles (CDSE)"),
 )}
 
 DEFAULT_COLLECTIONS: tuple[str, ...] = ("s1-grd", "s2-l2a")
@@ -57,7 +61,7 @@ PROVIDERS = {"cdse": "CDSE STAC", "geodes": "GEODES"}
 
 def parse_collections(value: str | Iterable[str]) -> tuple[str, ...]:
     """Collection names from ``"s1-grd,s2-l2a"`` (or a list), in order, each once; :class:`UsageError` for an
-    unknown name, for ``dem`` (not searchable yet, see the module docstring) and for none at all."""
+    unknown name and for none at all."""
     parts = value.split(",") if isinstance(value, str) else list(value)
     names = tuple(dict.fromkeys(p.strip().lower() for p in parts if p.strip()))
     known = ", ".join(COLLECTIONS)
@@ -65,10 +69,6 @@ def parse_collections(value: str | Iterable[str]) -> tuple[str, ...]:
     if not names:
         raise UsageError(f"{shown}: no collection named. Choose from {known}.")
     for name in names:
-        if name == "dem":
-            raise UsageError(f"{shown}: the Copernicus DEM cannot be searched yet: its STAC collection id on CDSE is "
-                             "not confirmed, so it must be configured before plotsm can search it. Leave dem out, "
-                             "fetch the DEM tiles yourself and use `plotsm dem slope`.")
         if name not in COLLECTIONS:
             raise UsageError(f"{shown}: unknown collection {name!r}. Choose from {known}.")
     return names

@@ -7,7 +7,8 @@ in a server-side comparison (a CQL2 ``eo:cloud_cover <= 80`` drops items without
 
 In order: already seen (``duplicate``: a page boundary moved while paging), no sensing time, outside the period,
 outside the area (the footprint does not intersect the AOI; GEODES is asked by bbox only), then by collection:
-Sentinel-1 not IW GRDH, without VV, orbit direction, relative orbit; Sentinel-2 L2A cloud cover.
+Sentinel-1 not IW GRDH, without VV, orbit direction, relative orbit; Sentinel-2 L2A cloud cover. The Copernicus
+DEM (``dem``) has no season: its tiles are kept whatever their time (or none), only the area applies.
 """
 
 from __future__ import annotations
@@ -81,6 +82,9 @@ def screen_pages(spec: CollectionSpec, query: SearchQuery, aoi: Aoi, url: str,
 def _reason_to_drop(item: Mapping[str, Any], spec: CollectionSpec, query: SearchQuery, aoi: Aoi,
                     result: CollectionResult) -> str | None:
     """Why ``item`` is dropped, or None to keep it (adding to ``result.unknown`` what could not be checked)."""
+    if spec.sensor == "dem":  # a DEM has no season: only the area applies
+        shape = footprint(item)
+        return "outside the area" if shape is not None and not shape.intersects(aoi.geometry) else None
     when = sensing_time(item)
     if when is None:
         return "no sensing time"

@@ -14,9 +14,11 @@ from plotsm.progress import Progress
 
 def search_products(aoi: Aoi, query: SearchQuery, *, stac_url: str = CDSE_STAC_URL,
                     geodes_url: str = GEODES_STAC_URL, progress: Progress | None = None,
-                    max_items: int = DEFAULT_MAX_ITEMS, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[CollectionResult]:
+                    max_items: int = DEFAULT_MAX_ITEMS, timeout_s: float = DEFAULT_TIMEOUT_S,
+                    dem_collection: str | None = None) -> list[CollectionResult]:
     """Products of ``query``'s collections over ``aoi`` in its period: one :class:`CollectionResult` per
-    collection, in ``query.collections``' order. ``stac_url``: CDSE's STAC API (``s1-grd``, ``s2-l2a``);
+    collection, in ``query.collections``' order. ``stac_url``: CDSE's STAC API (``s1-grd``, ``s2-l2a``, ``dem``;
+    ``dem_collection``: the DEM's collection id there, else found in its ``/collections``);
     ``geodes_url``: GEODES' STAC API (``s2-l2a-maja``, ``s2-l3a``). The URLs used are checked before any request.
 
     ``progress(collection, items served, items matched or 0)`` after each page. Raises
@@ -29,7 +31,7 @@ def search_products(aoi: Aoi, query: SearchQuery, *, stac_url: str = CDSE_STAC_U
     found: dict[str, CollectionResult] = {}
     if by_provider["cdse"]:
         for result in search_cdse(aoi, query, by_provider["cdse"], url=urls["cdse"], progress=progress,
-                                  max_items=max_items, timeout_s=timeout_s):
+                                  max_items=max_items, timeout_s=timeout_s, dem_collection=dem_collection):
             found[result.name] = result
     if by_provider["geodes"]:
         for result in search_geodes(aoi, query, by_provider["geodes"], url=urls["geodes"], progress=progress,

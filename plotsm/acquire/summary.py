@@ -1,5 +1,6 @@
 """The summary of a search, per collection: how many products, their total size, the first and last sensing
-days, and the Sentinel-1 relative orbits with their directions or the Sentinel-2 tiles.
+days, and the Sentinel-1 relative orbits with their directions, the Sentinel-2 tiles or the DEM's 1° tiles
+(``N41E012``, from the item id; a DEM has no season, so its days are the items' dates, not a selection).
 
 Sizes are the sum of the assets' ``file:size`` (see :func:`plotsm.acquire.items.item_size`); an item whose
 assets carry none is counted in ``n_unknown_size``, and a collection with no size at all has ``size_bytes``
@@ -13,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
+from plotsm.acquire.demsearch import dem_tile
 from plotsm.acquire.items import item_size, orbit_direction, relative_orbit, s2_tile, sensing_time
 from plotsm.acquire.query import COLLECTIONS, CollectionResult
 
@@ -47,7 +49,8 @@ def summarise(result: CollectionResult) -> CollectionSummary:
     known = [s for s in sizes if s is not None]
     days = sorted(t.date() for item in result.items if (t := sensing_time(item)) is not None)
     sensor = COLLECTIONS[result.name].sensor
-    groups = Counter(_s1_group(item) if sensor == "s1" else (s2_tile(item) or UNKNOWN) for item in result.items)
+    groups = Counter(_s1_group(item) if sensor == "s1" else (dem_tile(item) or str(item.get("id", UNKNOWN)))
+                     if sensor == "dem" else (s2_tile(item) or UNKNOWN) for item in result.items)
     return CollectionSummary(
         name=result.name, provider=result.provider, url=result.url, n_items=len(result.items),
         n_served=result.n_served, n_pages=result.n_pages, size_bytes=sum(known) if known else None,

@@ -21,19 +21,23 @@ ENV_STAC_URL = "PLOTSM_STAC_URL"
 ENV_GEODES_URL = "PLOTSM_GEODES_URL"
 ENV_ODATA_URL = "PLOTSM_ODATA_URL"
 ENV_TOKEN_URL = "PLOTSM_TOKEN_URL"
+#: The STAC collection id of the Copernicus DEM GLO-30 on CDSE when --dem-collection is not given (else it is
+#: found in the service's /collections).
+ENV_DEM_COLLECTION = "PLOTSM_DEM_COLLECTION"
 
 
 def search(
     aoi: Annotated[str, typer.Option("--aoi", metavar="PARCELS|GEOJSON|BBOX", help="The area: a parcels file (shapefile, GeoPackage, GeoJSON with a crs, GeoParquet: their extent), a GeoJSON file (geometry, Feature or FeatureCollection, lon/lat) or a bbox minx,miny,maxx,maxy in degrees (lon/lat).")],
     start: Annotated[str, typer.Option("--start", metavar="YYYY-MM-DD", help="First day of the period (UTC), included.")],
     end: Annotated[str, typer.Option("--end", metavar="YYYY-MM-DD", help="Last day of the period (UTC), included.")],
-    collections: Annotated[str, typer.Option("--collections", help="Comma-separated: s1-grd (Sentinel-1 GRD IW with VV, CDSE), s2-l2a (Sentinel-2 L2A, CDSE), s2-l2a-maja (Sentinel-2 L2A MAJA, GEODES), s2-l3a (Sentinel-2 L3A monthly syntheses, GEODES). dem is not supported yet (its CDSE collection id is unconfirmed).")] = "s1-grd,s2-l2a",
+    collections: Annotated[str, typer.Option("--collections", help="Comma-separated: s1-grd (Sentinel-1 GRD IW with VV, CDSE), s2-l2a (Sentinel-2 L2A, CDSE), s2-l2a-maja (Sentinel-2 L2A MAJA, GEODES), s2-l3a (Sentinel-2 L3A monthly syntheses, GEODES), dem (Copernicus DEM GLO-30 1° tiles, CDSE; kept whatever the period: a DEM has no season).")] = "s1-grd,s2-l2a",
     max_cloud: Annotated[float, typer.Option("--max-cloud", help="Largest cloud cover (%) of Sentinel-2 L2A products; products without a cloud cover are kept and counted.")] = 80.0,
     orbit_direction: Annotated[Optional[str], typer.Option("--orbit-direction", metavar="ascending|descending", help="Sentinel-1 only: keep this orbit direction. Products that do not say theirs are kept and counted as unknown.")] = None,
     relative_orbit: Annotated[Optional[int], typer.Option("--relative-orbit", metavar="N", help="Sentinel-1 only: keep this relative orbit (1-175). Products that do not say theirs are kept and counted as unknown.")] = None,
     out_path: Annotated[Path, typer.Option("--out", help="The plan written: a STAC ItemCollection JSON of the products found (for `plotsm download`).")] = Path("items.json"),
     stac_url: Annotated[Optional[str], typer.Option("--stac-url", help=f"CDSE STAC API root. Default: ${ENV_STAC_URL}, else CDSE's (above).")] = None,
     geodes_url: Annotated[Optional[str], typer.Option("--geodes-url", help=f"GEODES STAC API root. Default: ${ENV_GEODES_URL}, else GEODES' (above).")] = None,
+    dem_collection: Annotated[Optional[str], typer.Option("--dem-collection", metavar="ID", help=f"STAC collection id of the Copernicus DEM GLO-30 on CDSE. Default: ${ENV_DEM_COLLECTION}, else the collection of the CDSE STAC /collections whose id or title names it.")] = None,
     max_items: Annotated[int, typer.Option("--max-items", help="Stop with an error when one collection's search serves more products than this (a mistaken area or period).")] = 5000,
     parcels_crs: Annotated[Optional[str], typer.Option("--parcels-crs", help="CRS of a parcels file that has none, e.g. EPSG:2154.")] = None,
     parcels_layer: Annotated[Optional[str], typer.Option("--parcels-layer", help="Layer of a multi-layer parcels file.")] = None,
@@ -91,7 +95,8 @@ def search(
 
         results = search_products(area, query, stac_url=urls.get("cdse", CDSE_STAC_URL),
                                   geodes_url=urls.get("geodes", GEODES_STAC_URL), progress=report,
-                                  max_items=max_items)
+                                  max_items=max_items,
+                                  dem_collection=dem_collection or os.environ.get(ENV_DEM_COLLECTION) or None)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     path = write_plan(out_path, results, area, query, urls)
     summaries = summarise_all(results)
@@ -118,6 +123,8 @@ def _print_summary(summaries: list[Any]) -> None:
     out.print(table)
     lines = []
     for s in summaries:
+        if COLLECTIONS[s.name].sensor == "dem":
+            lines.append(f"{s.name}: every tile over the area, whatever the period (a DEM has no season).")
         if s.groups:
             kind = "orbits" if COLLECTIONS[s.name].sensor == "s1" else "tiles"
             lines.append(f"{s.name} {kind}: " + ", ".join(f"{label} ({n})" for label, n in s.groups.items()))

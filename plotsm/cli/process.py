@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 
 from plotsm.cli.acquire import (
+    ENV_DEM_COLLECTION,
     ENV_GEODES_URL,
     ENV_ODATA_URL,
     ENV_STAC_URL,
@@ -41,7 +42,7 @@ def process(
     config: Annotated[Optional[Path], typer.Option("--config", help="TOML file of options (keys: the long option names, e.g. keep-raw = false); the command line wins; unknown keys are refused.")] = None,
     dry_run: Annotated[Optional[bool], typer.Option("--dry-run", help="Search, write <out>/items.json and print the products, their sizes and the disk needed; nothing else is written.")] = None,
     keep_raw: Annotated[Optional[bool], typer.Option("--keep-raw/--no-keep-raw", help="Keep the downloaded products (default), or delete each once its analysis-ready rasters are written.")] = None,
-    collections: Annotated[Optional[str], typer.Option("--collections", help="As for search: s1-grd,s2-l2a (default), s2-l2a-maja, s2-l3a.")] = None,
+    collections: Annotated[Optional[str], typer.Option("--collections", help="As for search: s1-grd, s2-l2a, s2-l2a-maja, s2-l3a, dem. Default: s1-grd,s2-l2a, plus dem (the Copernicus DEM tiles over the area) when --dem is not given.")] = None,
     max_cloud: Annotated[Optional[float], typer.Option("--max-cloud", help="As for search (default 80).")] = None,
     orbit_direction: Annotated[Optional[str], typer.Option("--orbit-direction", help="As for search.")] = None,
     relative_orbit: Annotated[Optional[int], typer.Option("--relative-orbit", help="As for search.")] = None,
@@ -55,9 +56,10 @@ def process(
     retries: Annotated[Optional[int], typer.Option("--retries", help="As for download (default 5).")] = None,
     retry_wait: Annotated[Optional[float], typer.Option("--retry-wait", help="As for download (default 2 s).")] = None,
     timeout: Annotated[Optional[float], typer.Option("--timeout", help="As for download (default 60 s).")] = None,
-    dem: Annotated[Optional[Path], typer.Option("--dem", help="Local DEM GeoTIFF (e.g. SRTM): terrain geocoding of S1 and the slope. Without it: GCP geocoding and no slope (the Copernicus DEM cannot be downloaded yet).")] = None,
+    dem: Annotated[Optional[Path], typer.Option("--dem", help="Local DEM GeoTIFF (e.g. SRTM): terrain geocoding of S1 and the slope. Without it, the Copernicus DEM GLO-30 tiles of the plan (collection dem, searched by default) are downloaded and mosaicked for both; without either: GCP geocoding and no slope.")] = None,
+    dem_collection: Annotated[Optional[str], typer.Option("--dem-collection", metavar="ID", help=f"As for search (default ${ENV_DEM_COLLECTION}, else found in the CDSE STAC /collections).")] = None,
     dem_nodata: Annotated[Optional[str], typer.Option("--dem-nodata", metavar="VALUE|none", help="As for s1 calibrate.")] = None,
-    geoid_offset: Annotated[Optional[float], typer.Option("--geoid-offset", help="As for s1 calibrate.")] = None,
+    geoid_offset: Annotated[Optional[float], typer.Option("--geoid-offset", help="As for s1 calibrate: metres added to the DEM's heights to make them ellipsoidal (the geoid undulation at the site: EGM96 for SRTM, EGM2008 for the Copernicus DEM).")] = None,
     margin: Annotated[Optional[float], typer.Option("--margin", help="Margin around the parcels' extent, metres (default 200).")] = None,
     res: Annotated[Optional[float], typer.Option("--res", help="Pixel size of the grid, metres (default 10).")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="Local processes for the calibration, the NDVI and the series (default 1).")] = None,
@@ -81,7 +83,8 @@ def process(
     models_dir: Annotated[Optional[Path], typer.Option("--models-dir", help="As for run.")] = None,
 ) -> None:
     """From parcels and a season to moisture in one command: search → download → s1 calibrate and s2 ndvi on one
-    grid → monthly composites (filled in time) → slope (--dem) → run → export (GeoParquet).
+    grid → monthly composites (filled in time) → slope (--dem, else the downloaded Copernicus DEM tiles) → run →
+    export (GeoParquet).
 
     Every stage skips what is made, so after a failure or Ctrl-C the same command resumes. A product that fails
     is listed with its reason and the others go on; the command then exits with the most serious cause's code.
@@ -98,6 +101,9 @@ def process(
         if getattr(source, "name", "") != "COMMANDLINE" and name in from_file:  # the command line wins
             value = _cast(name, from_file[name], config)
         o[name] = DEFAULTS.get(name) if value is None else value
+    if ctx.params["collections"] is None and "collections" not in from_file:
+        # the default: the DEM tiles too when no --dem replaces them (safe: a search with --dem is unchanged)
+        o["collections"] = DEFAULTS["collections"] + ("" if o["dem"] is not None else ",dem")
     missing = [f"--{n.replace('_', '-')}" for n in ("parcels", "start", "end", "out_dir") if o[n] is None]
     if missing:
         raise UsageError(f"{', '.join(missing).replace('--out-dir', '--out')}: required (on the command line or in "
@@ -152,6 +158,7 @@ def _settings(o: dict[str, Any]) -> Any:
         parcels=o["parcels"], start=str(o["start"]), end=str(o["end"]), out=o["out_dir"],
         collections=o["collections"], max_cloud=o["max_cloud"], orbit_direction=o["orbit_direction"],
         relative_orbit=o["relative_orbit"], max_items=o["max_items"],
+        dem_collection=o["dem_collection"] or os.environ.get(ENV_DEM_COLLECTION) or None,
         stac_url=o["stac_url"] or os.environ.get(ENV_STAC_URL), geodes_url=o["geodes_url"] or os.environ.get(ENV_GEODES_URL),
         endpoints=Endpoints.configure(odata_url=o["odata_url"] or os.environ.get(ENV_ODATA_URL),
                                       token_url=o["token_url"] or os.environ.get(ENV_TOKEN_URL),

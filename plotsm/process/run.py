@@ -2,8 +2,9 @@
 
 search (``items.json``) → download (``raw/``, :func:`plotsm.acquire.prepare_download`) → per product:
 ``s1 calibrate`` onto the common grid (``s1/``) or ``s2 ndvi`` resampled onto it (``ndvi/``) → monthly composites
-filled in time (``composites/``) → slope of a local DEM (``slope.tif``) → the series (``plotsm.duckdb``,
-:func:`plotsm.series.run_series`) → GeoParquet (``moisture.parquet``).
+filled in time (``composites/``) → slope (``slope.tif``) of ``--dem``, else of the mosaic of the Copernicus DEM
+tiles the plan downloaded (collection ``dem``; :mod:`.dem`), which also serves S1's terrain geocoding → the
+series (``plotsm.duckdb``, :func:`plotsm.series.run_series`) → GeoParquet (``moisture.parquet``).
 
 Every stage skips what is already made: a product recorded in the ledger (:mod:`.ledger`) whose rasters exist is
 neither downloaded nor made again, the composites are remade only when their NDVI inputs changed, the series
@@ -55,7 +56,8 @@ class ProcessSettings:
     credentials: Any = None        # plotsm.acquire.Credentials
     dem: Path | None = None
     dem_nodata: Any = None
-    geoid_offset_m: float | None = None
+    geoid_offset_m: float | None = None  # added to the DEM's heights: SRTM's are EGM96, Copernicus DEM's EGM2008
+    dem_collection: str | None = None    # the STAC id of the Copernicus DEM on CDSE (else found in /collections)
     margin_m: float = 200.0
     res: float = 10.0
     keep_raw: bool = True
@@ -151,7 +153,7 @@ def search_plan(settings: ProcessSettings, progress: Progress | None = None) -> 
     area = read_aoi(str(settings.parcels), parcels_crs=settings.parcels_crs, layer=settings.parcels_layer)
     results = search_products(area, query, stac_url=urls.get("cdse", CDSE_STAC_URL),
                               geodes_url=urls.get("geodes", GEODES_STAC_URL), progress=progress,
-                              max_items=settings.max_items)
+                              max_items=settings.max_items, dem_collection=settings.dem_collection)
     return write_plan(writable_dir(settings.out) / PLAN_NAME, results, area, query, urls)
 
 
@@ -174,7 +176,7 @@ def dry_run(settings: ProcessSettings, progress: Progress | None = None) -> DryR
         rows.append((name, len(items), len(done), sum(known) if known else None, len(sizes) - len(known)))
         n_rasters += (2 if STAGE_OF.get(name) == "s1" else 1) * len(items)
     n_months = _months_in(settings.start, settings.end)
-    n_rasters += 2 * n_months + (1 if settings.dem else 0)
+    n_rasters += 2 * n_months + (1 if settings.dem or "dem" in plan.by_collection() else 0)
     return DryRun(plan_path, describe_grid(grid), rows, raw, unknown, n_rasters * grid.n_pixels * 4)
 
 
@@ -208,16 +210,27 @@ def process(settings: ProcessSettings, *, notify: Notify | None = None, progress
         report.made[stage] = []
     say(f"{len(items)} products in the plan, {len(items) - len(todo)} already made, grid {report.grid}")
     products = _download(settings, plan, todo, root, report, say, download_progress)
+    from dataclasses import replace
+
+    from plotsm.process.dem import run_dem
+
+    tiles = {i: products.pop(i) for i in list(products) if _collection(todo[i]) == "dem"}
+    dem, dem_key = run_dem(settings.dem, tiles, root, grid, ledger, say)
+    settings = replace(settings, dem=dem)  # --dem, else the downloaded tiles' mosaic, for geocoding and slope
     _per_product(settings, products, todo, grid, root, ledger, report, say, progress)
     _composites(root, ledger, report, say)
     if settings.dem is not None:
-        report.slope = _slope(settings, grid, root, ledger, say)
+        report.slope = _slope(settings, grid, root, ledger, say, dem_key)
     _series(settings, parcels, root, report, say, progress, event)
     return report
 
 
+def _collection(item: dict[str, Any]) -> str:
+    return str(item["properties"].get("plotsm:collection", ""))
+
+
 def _stage(item: dict[str, Any]) -> str:
-    return STAGE_OF.get(item["properties"].get("plotsm:collection", ""), "")
+    return STAGE_OF.get(_collection(item), "")
 
 
 def _download(settings: ProcessSettings, plan: Any, todo: dict[str, dict[str, Any]], root: Path,
@@ -244,7 +257,8 @@ def _download(settings: ProcessSettings, plan: Any, todo: dict[str, dict[str, An
         if reasons or any(j.relpath in bad_files for j in mine):
             report.failed.append(ProductFailure(item_id, "download", "; ".join(reasons), DownloadError))
             continue
-        paths[item_id] = root / RAW / mine[0].relpath.split("/")[0]
+        whole = _collection(todo[item_id]) == "dem"  # dem/<id>.tif; the others: the product's file or folder
+        paths[item_id] = root / RAW / (mine[0].relpath if whole else mine[0].relpath.split("/")[0])
     return paths
 
 
@@ -324,12 +338,12 @@ def _s1_month(path: Path) -> str:
     return f"{stamp[:4]}-{stamp[4:6]}"
 
 
-def _slope(settings: ProcessSettings, grid: Grid, root: Path, ledger: Ledger, say: Notify) -> Path:
+def _slope(settings: ProcessSettings, grid: Grid, root: Path, ledger: Ledger, say: Notify, key: str | None) -> Path:
     from plotsm.process.stages import slope_on_grid
 
     assert settings.dem is not None
     target = root / SLOPE
-    dem = str(Path(settings.dem).resolve())
+    dem = key or str(Path(settings.dem).resolve())
     if target.is_file() and ledger.doc.get("slope") == dem:
         return target
     slope_on_grid(settings.dem, target, grid, settings.dem_nodata)

@@ -23,6 +23,8 @@ lies 0–±100 m from the ellipsoid; a height error Δh moves a point by about �
 at 35°). When the DEM's CRS names a geoid height (e.g. ``EPSG:4326+5773``) and PROJ has the geoid grid
 (``us_nga_egm96_15.tif``; nothing is downloaded), the undulation is added per block; otherwise pass it yourself
 (``geoid_offset_m``, e.g. from GeographicLib's GeoidEval at the site) — a :class:`DataWarning` says so.
+Copernicus DEM GLO-30 heights (``plotsm process``'s mosaic) are above the EGM2008 geoid and its GeoTIFFs name
+a horizontal CRS only (EPSG:4326): no undulation is added to them unless ``geoid_offset_m`` gives EGM2008's.
 
 **Incidence angle.** The network was trained on the radar incidence angle of the acquisition geometry, as the
 seed chain fed it (science.md §8: ``geolocationGridPoint/incidenceAngle``, interpolated over line and pixel).
