@@ -660,6 +660,55 @@ def test_which_files_each_item_gives(catalogue: Catalogue):
     assert all(".." not in j.relpath.split("/") for j in select_files([evil], endpoints).jobs)
 
 
+CATALOGUE = "https://catalogue.dataspace.copernicus.eu/odata/v1"
+
+
+def odata_item(product: Product, collection: str) -> dict[str, Any]:
+    """The item ``plotsm search``'s OData fallback makes of ``product`` (found at CDSE's catalogue), tagged."""
+    from plotsm.acquire import product_to_item
+
+    kind = {"s1-grd": "IW_GRDH_1S", "s2-l2a": "S2MSI2A"}[collection]
+    answer = {**odata_json(product), "ContentDate": {"Start": "2026-07-30T18:59:10Z", "End": "2026-07-30T18:59:37Z"},
+              "GeoFootprint": S1_RECORDED["geometry"],
+              "Attributes": [{"Name": "productType", "Value": kind}, {"Name": "polarisationChannels", "Value": "VV&VH"}]}
+    item = product_to_item(answer, CATALOGUE)
+    item["properties"].update({"plotsm:collection": collection, "plotsm:provider": "cdse"})
+    return item
+
+
+def test_odata_fallback_items_give_whole_products(catalogue: Catalogue):
+    endpoints = Endpoints.configure(odata_url="http://mirror.test/odata/v1/")
+    s1, s2 = odata_item(catalogue.s1[0], "s1-grd"), odata_item(catalogue.s2[0], "s2-l2a")
+    for partial in (False, True):  # s1_partial does not apply: the files inside are not listed
+        selection = select_files([s1, s2], endpoints, s1_partial=partial)
+        assert not selection.problems and not selection.partial_products
+        assert [(j.relpath, j.collection, j.url, j.odata_id) for j in selection.jobs] == [
+            (f"{S1_A_NAME}.zip", "s1-grd", f"http://mirror.test/odata/v1/Products({S1_A_UUID})/$value", S1_A_UUID),
+            (f"{S2_NAMES[0]}.zip", "s2-l2a", f"http://mirror.test/odata/v1/Products({S2_UUIDS[0]})/$value",
+             S2_UUIDS[0])]
+        assert selection.jobs[0].href == f"{CATALOGUE}/Products({S1_A_UUID})/$value"
+
+
+def test_download_odata_fallback_items(server: Server, catalogue: Catalogue, tmp_path: Path, secrets_env: None):
+    a, s2 = catalogue.s1[0], catalogue.s2[0]
+    plan = write_plan_file(tmp_path / "items.json", [odata_item(a, "s1-grd"), odata_item(s2, "s2-l2a")])
+    out = tmp_path / "products"
+    res = _download(server, plan, out)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert _files_under(out).keys() == {f"{a.name}.zip", f"{s2.name}.zip", "plotsm-download.json"}
+    assert (out / f"{a.name}.zip").read_bytes() == a.zip and (out / f"{s2.name}.zip").read_bytes() == s2.zip
+    manifest = _manifest(out)
+    for product in (a, s2):
+        entry = manifest[f"{product.name}.zip"]
+        assert (entry["size"], entry["checksum"], entry["verified"]) == (
+            len(product.zip), {"algorithm": "md5", "value": md5(product.zip)}, "md5")
+    values = [r for r in server.hits("/odata/v1/Products(") if r["path"].endswith("$value")]
+    assert sorted(r["path"] for r in values) == sorted(f"/odata/v1/Products({p.uuid})/$value" for p in (a, s2))
+    assert all(r["authorization"] == "Bearer access-1" for r in values)
+    assert {r["path"] for r in server.hits("/odata/v1/Products(") if not r["path"].endswith("$value")} == {
+        f"/odata/v1/Products({p.uuid})" for p in (a, s2)}  # the product JSON: size and MD5 checked against it
+
+
 # ------------------------------------------------------------------------------------------- the CLI end to end
 
 

@@ -32,6 +32,7 @@ import pytest
 import shapely
 import shapely.affinity
 import shapely.geometry
+import shapely.wkt
 from conftest import run_cli
 
 from plotsm.acquire import (
@@ -54,6 +55,7 @@ DATA = Path(__file__).parent / "data"
 S1_RECORDED = json.loads((DATA / "acquire_cdse_stac_item_s1_grd_cog.json").read_text(encoding="utf-8"))
 S1_COLLECTION = json.loads((DATA / "acquire_cdse_stac_collection_sentinel-1-grd.json").read_text(encoding="utf-8"))
 GEODES_RECORDED = json.loads((DATA / "acquire_geodes_search.json").read_text(encoding="utf-8"))
+ODATA_RECORDED = json.loads((DATA / "acquire_cop_dataspace_search.json").read_text(encoding="utf-8"))
 CONFORMS = ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search",
             "https://api.stacspec.org/v1.0.0/collections", "https://api.stacspec.org/v1.0.0/ogcapi-features"]
 L2A, L3A = "MUSCATE_SENTINEL2_SENTINEL2_L2A", "MUSCATE_SENTINEL2_SENTINEL2_L3A"
@@ -171,6 +173,45 @@ GEODES_ZIP_MD5 = "86f828c4c7e921615d1cd0476604f780"  # from the recorded descrip
 GEODES_ITEM_BYTES = 764_210_185 + 18_684               # the recorded zip and quicklook sizes
 
 
+def _attr(product: dict[str, Any], name: str) -> Any:
+    return next((a["Value"] for a in product["Attributes"] if a["Name"] == name), None)
+
+
+def odata_product(i: int, name: str, when: str, collection: str, attrs: dict[str, Any]) -> dict[str, Any]:
+    """Recorded OData product ``i % 2`` (S2 L1C) relabelled: another name, time, footprint (the recorded S1 item's)
+    and attributes (productType, …); its Id, ContentLength and Checksum kept. ``_collection`` is the server's."""
+    product = copy.deepcopy(ODATA_RECORDED["value"][i % 2])
+    product.update({"Name": name, "ContentDate": {"Start": when, "End": when},
+                    "GeoFootprint": copy.deepcopy(S1_RECORDED["geometry"]), "_collection": collection})
+    product["Id"] = product["Id"][:-2] + f"{i:02d}"
+    kept = [a for a in product["Attributes"] if a["Name"] not in attrs and a["Name"] != "cloudCover"]
+    product["Attributes"] = kept + [{"@odata.type": "#OData.CSC.StringAttribute", "Name": k, "Value": v}
+                                    for k, v in attrs.items()]
+    return product
+
+
+ODATA_PRODUCTS = [
+    odata_product(0, "S1A_IW_GRDH_1SDV_20260702T074512_20260702T074537_060001_077A1B_AAAA.SAFE",
+                  "2026-07-02T07:45:12.000000Z", "SENTINEL-1",
+                  {"productType": "IW_GRDH_1S", "polarisationChannels": "VV&VH", "orbitDirection": "ASCENDING",
+                   "relativeOrbitNumber": 15}),
+    odata_product(1, "S1A_IW_GRDH_1SDH_20260705T074512_20260705T074537_060002_077A1C_BBBB.SAFE",
+                  "2026-07-05T07:45:12.000000Z", "SENTINEL-1",
+                  {"productType": "IW_GRDH_1S", "polarisationChannels": "HH&HV", "orbitDirection": "DESCENDING",
+                   "relativeOrbitNumber": 90}),
+    odata_product(2, "S1A_IW_GRDH_1SDV_20260714T074512_20260714T074537_060003_077A1D_CCCC.SAFE",
+                  "2026-07-14T07:45:12.000000Z", "SENTINEL-1",
+                  {"productType": "IW_GRDH_1S", "polarisationChannels": "VV&VH", "orbitDirection": "DESCENDING",
+                   "relativeOrbitNumber": 90}),
+    odata_product(3, "S2B_MSIL2A_20260703T130000_N0511_R095_T27WVM_20260703T150000.SAFE",
+                  "2026-07-03T13:00:00.000000Z", "SENTINEL-2",
+                  {"productType": "S2MSI2A", "cloudCover": 12.5, "tileId": "27WVM"}),
+    odata_product(4, "S2B_MSIL2A_20260713T130000_N0511_R095_T27WVM_20260713T150000.SAFE",
+                  "2026-07-13T13:00:00.000000Z", "SENTINEL-2",
+                  {"productType": "S2MSI2A", "cloudCover": 95.0, "tileId": "27WVM"}),
+]
+
+
 # ------------------------------------------------------------------------------------------- the server
 
 
@@ -190,6 +231,8 @@ class Loopback(ThreadingHTTPServer):
         self.fail_search: int | None = None
         self.busy_searches = 0         # answer this many searches 503 first
         self.collections = [S1_COLLECTION]  # what /collections lists
+        self.odata_products = ODATA_PRODUCTS
+        self.odata_down = False
 
     @property
     def base(self) -> str:
@@ -202,6 +245,10 @@ class Loopback(ThreadingHTTPServer):
     @property
     def geodes_url(self) -> str:
         return f"{self.base}/geodes"
+
+    @property
+    def odata_url(self) -> str:
+        return f"{self.base}/odata/v1"
 
     def searches(self, path: str = "/cdse/search") -> list[dict[str, Any]]:
         return [r for r in self.requests if r["path"] == path]
@@ -237,6 +284,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.server.busy_searches -= 1
                 return self._json({"code": "ServiceUnavailable", "description": "busy"}, 503)
             return self._json(self._cdse_search(body if method == "POST" else _from_query(query), method))
+        if url.path == "/odata/v1/Products" and method == "GET":
+            if self.server.odata_down:
+                return self._json({"detail": "catalogue down"}, 503)
+            return self._json(self._odata_search(query))
         if url.path == "/geodes/search" and method == "POST":
             return self._json(self._geodes_search(body or {}))
         return self._json({"code": "NotFound", "description": url.path}, 404)
@@ -279,6 +330,20 @@ class Handler(BaseHTTPRequestHandler):
                               "href": f"{self.server.cdse_url}/search?{urlencode({**query, 'token': offset + size})}"})
         return {"type": "FeatureCollection", "features": found[offset: offset + size], "numberMatched": len(found),
                 "numberReturned": len(found[offset: offset + size]), "links": links}
+
+    def _odata_search(self, query: dict[str, str]) -> dict[str, Any]:
+        """A page of the products whose collection and product type the $filter names, $top (at most
+        ``page_cap``) from $skip, with an ``@odata.nextLink`` carrying the next $skip while more remain."""
+        wanted = query["$filter"]
+        found = [p for p in self.server.odata_products if f"Collection/Name eq '{p['_collection']}'" in wanted
+                 and f"Value eq '{_attr(p, 'productType')}'" in wanted]
+        skip, top = int(query.get("$skip", 0)), min(int(query["$top"]), self.server.page_cap)
+        page: dict[str, Any] = {"@odata.context": ODATA_RECORDED["@odata.context"],
+                                "value": [{k: v for k, v in p.items() if k != "_collection"}
+                                          for p in found[skip: skip + top]]}
+        if skip + top < len(found):
+            page["@odata.nextLink"] = f"{self.server.odata_url}/Products?" + urlencode({**query, "$skip": skip + top})
+        return page
 
     def _query(self) -> dict[str, str]:
         return {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
@@ -347,6 +412,7 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     dead = f"http://127.0.0.1:{_closed_port()}"
     monkeypatch.setenv("PLOTSM_STAC_URL", f"{dead}/cdse")
     monkeypatch.setenv("PLOTSM_GEODES_URL", f"{dead}/geodes")
+    monkeypatch.setenv("PLOTSM_ODATA_URL", f"{dead}/odata/v1")
 
 
 def _query(**kw: Any) -> SearchQuery:
@@ -752,6 +818,116 @@ def test_cli_service_down_exits_4_naming_the_url(tmp_path: Path):
     assert res.returncode == 4
     assert f"error: {dead}: cannot read the STAC API's landing page" in res.stderr
     assert "check --stac-url" in res.stderr and not out.exists()
+
+
+# ------------------------------------------------------------------------------------------- the OData fallback
+
+OD_A, OD_B, OD_C, OD_S2, OD_S2_CLOUDY = (p["Name"].removesuffix(".SAFE") for p in ODATA_PRODUCTS)
+
+
+def _odata_requests(server: Loopback) -> list[dict[str, Any]]:
+    return server.searches("/odata/v1/Products")
+
+
+def test_stac_down_falls_back_to_odata_following_next_links(server: Loopback):
+    dead = f"http://127.0.0.1:{_closed_port()}/cdse"
+    s1, s2 = search_products(read_aoi(CDSE_AOI), _query(collections=("s1-grd", "s2-l2a")), stac_url=dead,
+                             odata_url=server.odata_url)
+    # S1: 3 products served in 2 pages (page_cap 2, the second reached by @odata.nextLink); the HH one dropped
+    assert (s1.n_served, s1.n_pages, _ids(s1.items)) == (3, 2, [OD_A, OD_C])
+    assert dict(s1.dropped) == {"no VV": 1}
+    assert (s2.n_served, s2.n_pages, _ids(s2.items)) == (2, 1, [OD_S2])
+    assert dict(s2.dropped) == {"cloud cover > 80 %": 1}
+    for result in (s1, s2):
+        assert result.url == server.odata_url and result.provider == "cdse"
+        assert result.note.startswith(f"CDSE STAC unavailable ({dead}: cannot read the STAC API's landing page")
+        assert result.note.endswith(f"searched the OData catalogue {server.odata_url} instead")
+        assert summarise(result).note == result.note
+    assert summarise(s1).groups == {"orbit 15 ascending": 1, "orbit 90 descending": 1}
+    assert summarise(s2).groups == {"27WVM": 1}
+    requests = _odata_requests(server)
+    assert len(requests) == 3  # S1: 2 pages, S2: 1
+    first, second, third = (r["query"] for r in requests)
+    assert second == {**first, "$skip": "2"}  # the next link, followed as given
+    assert (first["$orderby"], first["$top"], first["$expand"]) == ("ContentDate/Start asc", "100", "Attributes")
+    wanted = first["$filter"]
+    for part in ("Collection/Name eq 'SENTINEL-1'", "ContentDate/Start ge 2026-07-01T00:00:00.000Z",
+                 "ContentDate/Start lt 2026-08-01T00:00:00.000Z",
+                 "att/Name eq 'productType' and att/OData.CSC.StringAttribute/Value eq 'IW_GRDH_1S'"):
+        assert part in wanted
+    wkt = re.search(r"OData\.CSC\.Intersects\(area=geography'SRID=4326;(POLYGON\(\([^)]*\)\))'\)", wanted)
+    assert wkt is not None and shapely.wkt.loads(wkt[1]).equals(shapely.box(-23, 67, -22, 67.5))
+    assert "Collection/Name eq 'SENTINEL-2'" in third["$filter"] and "Value eq 'S2MSI2A'" in third["$filter"]
+
+
+def test_odata_products_become_items_the_rest_reads(server: Loopback):
+    (s1,) = search_products(read_aoi(CDSE_AOI), _query(collections=("s1-grd",)),
+                            stac_url=f"http://127.0.0.1:{_closed_port()}/cdse", odata_url=server.odata_url)
+    recorded = ODATA_RECORDED["value"][0]
+    assert _without_tags(s1.items[0]) == {
+        "type": "Feature", "stac_version": "1.1.0", "id": OD_A, "geometry": S1_RECORDED["geometry"],
+        "bbox": list(shapely.geometry.shape(S1_RECORDED["geometry"]).bounds), "links": [],
+        "properties": {"datetime": "2026-07-02T07:45:12.000000Z", "start_datetime": "2026-07-02T07:45:12.000000Z",
+                       "end_datetime": "2026-07-02T07:45:12.000000Z", "plotsm:source": "odata",
+                       "product:type": "IW_GRDH_1S", "sar:polarizations": ["VV", "VH"], "sat:orbit_state": "ascending",
+                       "sat:relative_orbit": 15, "grid:code": "MGRS-54PXA"},
+        "assets": {"Product": {"href": f"{server.odata_url}/Products({ODATA_PRODUCTS[0]['Id']})/$value",
+                               "type": "application/zip", "roles": ["data"], "title": OD_A + ".SAFE",
+                               "file:size": recorded["ContentLength"],
+                               "file:checksum": "d50110" + recorded["Checksum"][0]["Value"]}}}
+    assert recorded["Checksum"][0]["Algorithm"] == "MD5"
+    assert summarise(s1).size_bytes == 2 * recorded["ContentLength"]  # products 0 and 2 both replay product 0
+    from plotsm.acquire import product_to_item
+
+    s2 = product_to_item({k: v for k, v in ODATA_PRODUCTS[3].items() if k != "_collection"}, server.odata_url)
+    assert (s2["id"], s2["properties"]["eo:cloud_cover"], s2["properties"]["grid:code"]) == (OD_S2, 12.5, "MGRS-27WVM")
+    assert s2["assets"]["Product"]["file:size"] == ODATA_RECORDED["value"][1]["ContentLength"]
+
+
+def test_a_stac_search_error_falls_back_too(server: Loopback):
+    server.fail_search = 500
+    (s1,) = search_products(read_aoi(CDSE_AOI), _query(collections=("s1-grd",)), stac_url=server.cdse_url,
+                            odata_url=server.odata_url)
+    assert _ids(s1.items) == [OD_A, OD_C] and "HTTP 500" in s1.note and server.cdse_url in s1.note
+
+
+def test_odata_down_too_names_both_urls(server: Loopback):
+    server.odata_down = True
+    dead = f"http://127.0.0.1:{_closed_port()}/cdse"
+    with pytest.raises(SearchServiceError) as caught:
+        search_products(read_aoi(CDSE_AOI), _query(), stac_url=dead, odata_url=server.odata_url)
+    message = str(caught.value)
+    assert message.startswith(f"{dead}: cannot read the STAC API's landing page")
+    assert f"CDSE's OData catalogue, tried instead, failed too: {server.odata_url}/Products?" in message
+    assert "HTTP 503" in message
+
+
+def test_dem_has_no_odata_fallback(server: Loopback):
+    dead = f"http://127.0.0.1:{_closed_port()}/cdse"
+    with pytest.raises(SearchServiceError, match="cannot read the STAC API's landing page") as caught:
+        search_products(read_aoi(CDSE_AOI), _query(collections=("s1-grd", "dem")), stac_url=dead,
+                        odata_url=server.odata_url)
+    assert "OData" not in str(caught.value) and not _odata_requests(server)
+
+
+def test_cli_search_says_it_used_odata(server: Loopback, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    out = tmp_path / "items.json"
+    dead = f"http://127.0.0.1:{_closed_port()}/cdse"
+    monkeypatch.setenv("PLOTSM_ODATA_URL", server.odata_url)
+    res = run_cli("search", "--aoi", CDSE_AOI, "--start", "2026-07-01", "--end", "2026-07-31", "--stac-url", dead,
+                  "--out", out)
+    assert res.returncode == 0, res.stderr
+    text = " ".join(res.stdout.split())
+    assert f"CDSE STAC unavailable ({dead}: cannot read the STAC API's landing page" in text
+    assert f"searched the OData catalogue {server.odata_url} instead" in text
+    doc = json.loads(out.read_text())
+    assert _ids(doc["features"]) == [OD_A, OD_C, OD_S2]
+    assert doc["plotsm:search"]["counts"]["s1-grd"]["note"].startswith("CDSE STAC unavailable")
+    # --odata-url wins over the environment
+    monkeypatch.setenv("PLOTSM_ODATA_URL", f"http://127.0.0.1:{_closed_port()}/odata/v1")
+    res = run_cli("search", "--aoi", CDSE_AOI, "--start", "2026-07-01", "--end", "2026-07-31", "--stac-url", dead,
+                  "--odata-url", server.odata_url, "--out", out)
+    assert res.returncode == 0, res.stderr
 
 
 def test_cli_help_names_the_default_services():

@@ -28,10 +28,11 @@ from plotsm.acquire.download import (
     download_plan,
     prepare_download,
 )
-from plotsm.acquire.endpoints import CDSE_MAX_TRANSFERS, CDSE_ODATA_URL, CDSE_TOKEN_URL, Endpoints
+from plotsm.acquire.endpoints import CDSE_CATALOGUE_URL, CDSE_MAX_TRANSFERS, CDSE_ODATA_URL, CDSE_TOKEN_URL, Endpoints
 from plotsm.acquire.files import FileJob, select_files
 from plotsm.acquire.manifest import MANIFEST_NAME, Manifest
 from plotsm.acquire.geodes import GEODES_STAC_URL, search_geodes
+from plotsm.acquire.odata import product_to_item, search_odata
 from plotsm.acquire.plan import PLAN_VERSION, Plan, read_plan, write_plan
 from plotsm.acquire.query import (
     COLLECTIONS,
@@ -47,11 +48,11 @@ from plotsm.acquire.search import search_products, service_urls
 from plotsm.acquire.service import SearchServiceError
 from plotsm.acquire.summary import CollectionSummary, human_size, summarise, summarise_all
 
-__all__ = ["CDSE_MAX_TRANSFERS", "CDSE_ODATA_URL", "CDSE_STAC_URL", "CDSE_TOKEN_URL", "COLLECTIONS",
+__all__ = ["CDSE_CATALOGUE_URL", "CDSE_MAX_TRANSFERS", "CDSE_ODATA_URL", "CDSE_STAC_URL", "CDSE_TOKEN_URL", "COLLECTIONS",
            "DEFAULT_COLLECTIONS", "DEFAULT_MAX_ITEMS", "GEODES_STAC_URL", "MANIFEST_NAME", "MAX_SEARCH_VERTICES",
            "PLAN_VERSION", "Aoi", "CollectionResult", "CollectionSpec", "CollectionSummary", "Credentials",
            "Download", "DownloadError", "DownloadReport", "DownloadSettings", "Endpoints", "Expected", "FileJob",
            "Manifest", "Plan", "SearchQuery", "SearchServiceError", "download_plan", "human_size", "netrc_path",
-           "parse_bbox", "parse_collections", "parse_day", "prepare_download", "read_aoi", "read_credentials",
-           "read_plan", "search_cdse", "search_geodes", "search_products", "select_files", "service_urls",
+           "parse_bbox", "parse_collections", "parse_day", "prepare_download", "product_to_item", "read_aoi", "read_credentials",
+           "read_plan", "search_cdse", "search_geodes", "search_odata", "search_products", "select_files", "service_urls",
            "summarise", "summarise_all", "write_plan"]

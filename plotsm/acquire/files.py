@@ -12,6 +12,9 @@
 - ``s2-l2a``: ``B04_10m``, ``B08_10m``, ``SCL_20m``, the granule metadata (``granule_metadata``, MTD_TL.xml) when
   the item lists it, and the product metadata ``MTD_MSIL2A.xml`` (the reflectance offsets ``plotsm s2 ndvi``
   reads; ``product_metadata``, else its standard place at the SAFE's root), each to ``<name>.SAFE/<path>``.
+- items found in CDSE's OData catalogue (``plotsm:source: odata``, the search's fallback), S1 and S2 alike: the
+  whole product zip, as for ``s1-grd`` above (the files inside are not known without listing its ``Nodes``;
+  ``s1_partial`` does not apply to them).
 - ``dem`` (Copernicus DEM GLO-30, CDSE): the height GeoTIFF of the tile
   (:func:`plotsm.acquire.demsearch.dem_asset` says which asset and why), to ``dem/<item id>.tif``; the CDSE
   bearer token goes with it when its link is on a CDSE host, as for the other CDSE files.
@@ -89,7 +92,9 @@ def select_files(items: Sequence[Mapping[str, Any]], endpoints: Endpoints, *, s1
     for item in items:
         props = item.get("properties", {})
         collection, item_id = str(props.get("plotsm:collection")), str(item.get("id"))
-        if collection == "s1-grd":
+        if props.get("plotsm:source") == "odata" and collection in ("s1-grd", "s2-l2a"):
+            found = _whole(item, collection, endpoints, selection)  # found in OData: its files are not listed
+        elif collection == "s1-grd":
             found = _s1_partial(item, endpoints, selection) if s1_partial else _s1_whole(item, endpoints, selection)
         elif collection == "s2-l2a":
             found = _s2(item, endpoints, selection)
@@ -163,6 +168,10 @@ def _node_url(endpoints: Endpoints, product_id: str, parts: Sequence[str]) -> tu
 
 
 def _s1_whole(item: Mapping[str, Any], endpoints: Endpoints, selection: Selection) -> list[FileJob]:
+    return _whole(item, "s1-grd", endpoints, selection)
+
+
+def _whole(item: Mapping[str, Any], collection: str, endpoints: Endpoints, selection: Selection) -> list[FileJob]:
     item_id = str(item.get("id"))
     product_id = odata_id(item)
     if product_id is None:
@@ -170,7 +179,7 @@ def _s1_whole(item: Mapping[str, Any], endpoints: Endpoints, selection: Selectio
         return []
     name = _safe_name(item).removesuffix(".SAFE")
     href = https_href(_assets(item).get("Product")) or f"{CDSE_ODATA_URL}/Products({product_id})/$value"
-    return [FileJob(item_id, "s1-grd", "cdse", "Product", href, endpoints.rewrite(href), f"{name}.zip", name,
+    return [FileJob(item_id, collection, "cdse", "Product", href, endpoints.rewrite(href), f"{name}.zip", name,
                     odata_id=product_id)]
 
 

@@ -159,7 +159,8 @@ class CollectionResult:
     """What the search of one collection found: the ``items`` kept (STAC item dicts, tagged with
     ``plotsm:collection`` and ``plotsm:provider``), how many the service sent (``n_served``, in ``n_pages``
     pages), the items dropped by a reason (``dropped``: "cloud cover > 80 %" → 3) and the items kept although a
-    filter could not be checked (``unknown``: "orbit direction" → 1)."""
+    filter could not be checked (``unknown``: "orbit direction" → 1); ``note``: how it was searched when not
+    as asked (the OData fallback and why)."""
 
     name: str
     provider: str
@@ -169,6 +170,7 @@ class CollectionResult:
     n_pages: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     unknown: Counter[str] = field(default_factory=Counter)
+    note: str = ""
 
 
 __all__ = ["COLLECTIONS", "DEFAULT_COLLECTIONS", "ORBIT_DIRECTIONS", "PROVIDERS", "S1_RELATIVE_ORBITS",

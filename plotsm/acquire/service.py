@@ -52,6 +52,17 @@ def post_json(url: str, body: dict[str, Any], *, timeout_s: float = DEFAULT_TIME
     data = json.dumps(body).encode("utf-8")
     request = urllib.request.Request(url, data=data, method="POST", headers={
         "Content-Type": "application/json", "Accept": "application/json", "User-Agent": user_agent()})
+    return _answer(request, url, timeout_s, fix)
+
+
+def get_json(url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, fix: str = "") -> Any:
+    """The JSON answer of ``GET url``; errors as :func:`post_json`'s."""
+    request = urllib.request.Request(url, method="GET", headers={"Accept": "application/json",
+                                                                 "User-Agent": user_agent()})
+    return _answer(request, url, timeout_s, fix)
+
+
+def _answer(request: urllib.request.Request, url: str, timeout_s: float, fix: str) -> Any:
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             raw: bytes = response.read()
@@ -74,4 +85,4 @@ def post_json(url: str, body: dict[str, Any], *, timeout_s: float = DEFAULT_TIME
         raise SearchServiceError(f"{url}: the answer is not JSON ({excerpt!r}). {fix}".rstrip()) from None
 
 
-__all__ = ["DEFAULT_TIMEOUT_S", "SearchServiceError", "check_url", "post_json", "short", "user_agent"]
+__all__ = ["DEFAULT_TIMEOUT_S", "SearchServiceError", "check_url", "get_json", "post_json", "short", "user_agent"]

@@ -41,6 +41,7 @@ class CollectionSummary:
     groups: dict[str, int] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)
     unknown: dict[str, int] = field(default_factory=dict)
+    note: str = ""
 
 
 def summarise(result: CollectionResult) -> CollectionSummary:
@@ -56,7 +57,7 @@ def summarise(result: CollectionResult) -> CollectionSummary:
         n_served=result.n_served, n_pages=result.n_pages, size_bytes=sum(known) if known else None,
         n_unknown_size=len(sizes) - len(known), first=days[0] if days else None, last=days[-1] if days else None,
         groups=dict(sorted(groups.items(), key=_group_order)), dropped=dict(result.dropped),
-        unknown=dict(result.unknown))
+        unknown=dict(result.unknown), note=result.note)
 
 
 def summarise_all(results: Iterable[CollectionResult]) -> list[CollectionSummary]:

@@ -37,6 +37,7 @@ def search(
     out_path: Annotated[Path, typer.Option("--out", help="The plan written: a STAC ItemCollection JSON of the products found (for `plotsm download`).")] = Path("items.json"),
     stac_url: Annotated[Optional[str], typer.Option("--stac-url", help=f"CDSE STAC API root. Default: ${ENV_STAC_URL}, else CDSE's (above).")] = None,
     geodes_url: Annotated[Optional[str], typer.Option("--geodes-url", help=f"GEODES STAC API root. Default: ${ENV_GEODES_URL}, else GEODES' (above).")] = None,
+    odata_url: Annotated[Optional[str], typer.Option("--odata-url", help=f"CDSE OData catalogue root, searched for s1-grd and s2-l2a when the CDSE STAC API cannot be used. Default: ${ENV_ODATA_URL}, else CDSE's (above).")] = None,
     dem_collection: Annotated[Optional[str], typer.Option("--dem-collection", metavar="ID", help=f"STAC collection id of the Copernicus DEM GLO-30 on CDSE. Default: ${ENV_DEM_COLLECTION}, else the collection of the CDSE STAC /collections whose id or title names it.")] = None,
     max_items: Annotated[int, typer.Option("--max-items", help="Stop with an error when one collection's search serves more products than this (a mistaken area or period).")] = 5000,
     parcels_crs: Annotated[Optional[str], typer.Option("--parcels-crs", help="CRS of a parcels file that has none, e.g. EPSG:2154.")] = None,
@@ -49,11 +50,14 @@ def search(
 
     CDSE STAC: https://stac.dataspace.copernicus.eu/v1 (or --stac-url, or $PLOTSM_STAC_URL).
 
+    CDSE OData, the fallback for s1-grd and s2-l2a when the STAC API fails: https://catalogue.dataspace.copernicus.eu/odata/v1 (or --odata-url, or $PLOTSM_ODATA_URL); its products are downloaded whole (zip).
+
     GEODES: https://geodes-portal.cnes.fr/api/stac (or --geodes-url, or $PLOTSM_GEODES_URL).
 
     Download the plan with `plotsm download ITEMS.json --out DIR`.
     """
     from plotsm.acquire import (
+        CDSE_CATALOGUE_URL,
         CDSE_STAC_URL,
         GEODES_STAC_URL,
         SearchQuery,
@@ -96,7 +100,8 @@ def search(
         results = search_products(area, query, stac_url=urls.get("cdse", CDSE_STAC_URL),
                                   geodes_url=urls.get("geodes", GEODES_STAC_URL), progress=report,
                                   max_items=max_items,
-                                  dem_collection=dem_collection or os.environ.get(ENV_DEM_COLLECTION) or None)
+                                  dem_collection=dem_collection or os.environ.get(ENV_DEM_COLLECTION) or None,
+                                  odata_url=odata_url or os.environ.get(ENV_ODATA_URL) or CDSE_CATALOGUE_URL)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     path = write_plan(out_path, results, area, query, urls)
     summaries = summarise_all(results)
@@ -123,6 +128,8 @@ def _print_summary(summaries: list[Any]) -> None:
     out.print(table)
     lines = []
     for s in summaries:
+        if s.note and s.note not in lines:
+            lines.append(s.note)
         if COLLECTIONS[s.name].sensor == "dem":
             lines.append(f"{s.name}: every tile over the area, whatever the period (a DEM has no season).")
         if s.groups:

@@ -153,7 +153,8 @@ def search_plan(settings: ProcessSettings, progress: Progress | None = None) -> 
     area = read_aoi(str(settings.parcels), parcels_crs=settings.parcels_crs, layer=settings.parcels_layer)
     results = search_products(area, query, stac_url=urls.get("cdse", CDSE_STAC_URL),
                               geodes_url=urls.get("geodes", GEODES_STAC_URL), progress=progress,
-                              max_items=settings.max_items, dem_collection=settings.dem_collection)
+                              max_items=settings.max_items, dem_collection=settings.dem_collection,
+                              **({"odata_url": settings.endpoints.catalogue_url} if settings.endpoints else {}))
     return write_plan(writable_dir(settings.out) / PLAN_NAME, results, area, query, urls)
 
 
