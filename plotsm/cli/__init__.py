@@ -96,7 +96,38 @@ def _build_app() -> typer.Typer:
     app.add_typer(s2_app, name="s2")
     app.add_typer(dem_app, name="dem")
     app.add_typer(s1_app, name="s1")
+    _unwrap_help(app)
     return app
+
+
+def _unwrap_help(app: typer.Typer) -> None:
+    """Give each command its docstring with the source's hard line breaks joined inside paragraphs: typer's rich
+    help keeps them, which printed ragged lines in ``plotsm --help``. Paragraphs (blank lines) and list items
+    (lines starting with ``-``, ``•`` or a digit and ``.``) keep their breaks."""
+    import inspect
+    import re
+
+    item = re.compile(r"^\s*(?:[-•]|\d+\.)\s")
+
+    def unwrap(text: str) -> str:
+        paragraphs = []
+        for paragraph in text.split("\n\n"):
+            lines: list[str] = []
+            for line in paragraph.splitlines():
+                if lines and not item.match(line):
+                    lines[-1] += " " + line.strip()
+                else:
+                    lines.append(line.strip())
+            paragraphs.append("\n".join(lines))
+        return "\n\n".join(paragraphs)
+
+    for info in app.registered_commands:
+        doc = info.help or (inspect.getdoc(info.callback) if info.callback else None)
+        if doc:
+            info.help = unwrap(doc)
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            _unwrap_help(group.typer_instance)
 
 
 app = _build_app()

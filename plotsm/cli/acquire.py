@@ -43,8 +43,9 @@ def search(
     parcels_crs: Annotated[Optional[str], typer.Option("--parcels-crs", help="CRS of a parcels file that has none, e.g. EPSG:2154.")] = None,
     parcels_layer: Annotated[Optional[str], typer.Option("--parcels-layer", help="Layer of a multi-layer parcels file.")] = None,
 ) -> None:
-    """Find Sentinel-1 GRD and Sentinel-2 products over an area and a period (no credentials needed), print a
-    summary per collection and write the plan (a STAC ItemCollection JSON).
+    """Find Sentinel-1 GRD, Sentinel-2 and Copernicus DEM products over an area and a period (no account needed).
+
+    Prints a summary per collection and writes the plan (a STAC ItemCollection JSON) that `plotsm download` takes.
 
     A search that finds nothing writes an empty plan, says so and exits 0; a service down exits 4, writing nothing.
 

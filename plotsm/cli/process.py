@@ -82,9 +82,10 @@ def process(
     slope_max: Annotated[Optional[float], typer.Option("--slope-max", help="As for run.")] = None,
     models_dir: Annotated[Optional[Path], typer.Option("--models-dir", help="As for run.")] = None,
 ) -> None:
-    """From parcels and a season to moisture in one command: search → download → s1 calibrate and s2 ndvi on one
-    grid → monthly composites (filled in time) → slope (--dem, else the downloaded Copernicus DEM tiles) → run →
-    export (GeoParquet).
+    """From parcels and a season to moisture in one command, every stage resumable.
+
+    search → download → s1 calibrate and s2 ndvi on one grid → monthly composites (filled in time) → slope (--dem,
+    else the downloaded Copernicus DEM tiles) → run → export (GeoParquet).
 
     Every stage skips what is made, so after a failure or Ctrl-C the same command resumes. A product that fails
     is listed with its reason and the others go on; the command then exits with the most serious cause's code.

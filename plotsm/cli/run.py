@@ -68,9 +68,10 @@ def run(
     slope_max: Annotated[float, typer.Option("--slope-max", help="No estimate above this slope, degrees.")] = 10.0,
     models: Annotated[Optional[Path], typer.Option("--models-dir", help="Folder of .onnx networks (default: shipped).")] = None,
 ) -> None:
-    """Soil moisture of every parcel for one acquisition (--vv and --theta, optionally --date) or a series (--s1); results in
-    <out>/plotsm.duckdb and <out>/parquet/moisture. Acquisitions already stored with the same inputs and settings
-    are skipped, so an interrupted run resumes where it stopped."""
+    """Soil moisture of every parcel for one acquisition (--vv and --theta, optionally --date) or a series (--s1).
+
+    Results in <out>/plotsm.duckdb and <out>/parquet/moisture. Acquisitions already stored with the same inputs and
+    settings are skipped, so an interrupted run resumes where it stopped."""
     from plotsm.errors import UsageError
     from plotsm.apriori import AprioriRule
     from plotsm.catalog import run_acquisitions
