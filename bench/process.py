@@ -208,23 +208,8 @@ def _arange(a: float, b: float, step: float) -> list[float]:
 
 # ------------------------------------------------------------------------------------------------- timing
 
+from series import tree_rss_bytes  # noqa: E402  # the sampler of bench/series.py (RSS of a process tree)
 
-def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants (Linux /proc)."""
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            with open(f"/proc/{p}/status") as fh:
-                for line in fh:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
-                        break
-            with open(f"/proc/{p}/task/{p}/children") as fh:
-                todo += [int(c) for c in fh.read().split()]
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-    return total
 
 
 def timed_run(args: list[str], env: dict[str, str]) -> tuple[float, int, str, int]:

@@ -85,3 +85,20 @@ def service_urls(query: SearchQuery, *, stac_url: str = CDSE_STAC_URL, geodes_ur
 
 
 __all__ = ["search_products", "service_urls"]
+
+
+def prepare_search(aoi: str, start: str, end: str, *, collections: str | tuple[str, ...], max_cloud: float = 80.0,
+                   orbit_direction: str | None = None, relative_orbit: int | None = None,
+                   stac_url: str | None = None, geodes_url: str | None = None, parcels_crs: str | None = None,
+                   layer: str | None = None) -> tuple[Aoi, SearchQuery, dict[str, str]]:
+    """The area, the query and the services of a search, from its arguments as a user gives them (``plotsm
+    search`` and ``plotsm process``): the days and collections parsed and checked, the services each collection
+    needs (None: the default URLs), the AOI read (:func:`plotsm.acquire.aoi.read_aoi`)."""
+    from plotsm.acquire.aoi import read_aoi
+    from plotsm.acquire.query import parse_collections, parse_day
+
+    query = SearchQuery(start=parse_day(start, "start"), end=parse_day(end, "end"),
+                        collections=parse_collections(collections), max_cloud=max_cloud,
+                        orbit_direction=orbit_direction, relative_orbit=relative_orbit)
+    urls = service_urls(query, stac_url=stac_url or CDSE_STAC_URL, geodes_url=geodes_url or GEODES_STAC_URL)
+    return read_aoi(aoi, parcels_crs=parcels_crs, layer=layer), query, urls

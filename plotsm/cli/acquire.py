@@ -61,26 +61,21 @@ def search(
         CDSE_CATALOGUE_URL,
         CDSE_STAC_URL,
         GEODES_STAC_URL,
-        SearchQuery,
-        parse_collections,
-        parse_day,
-        read_aoi,
         search_products,
-        service_urls,
         summarise_all,
         write_plan,
     )
+    from plotsm.acquire.search import prepare_search
     from plotsm.atomic import check_destination
     from plotsm.errors import StorageError, UsageError
 
-    query = SearchQuery(start=parse_day(start, "start"), end=parse_day(end, "end"),
-                        collections=parse_collections(collections), max_cloud=max_cloud,
-                        orbit_direction=orbit_direction, relative_orbit=relative_orbit)
     if max_items < 1:
         raise UsageError(f"--max-items {max_items}: expected a number of products >= 1.")
-    urls = service_urls(query, stac_url=stac_url or os.environ.get(ENV_STAC_URL) or CDSE_STAC_URL,
-                        geodes_url=geodes_url or os.environ.get(ENV_GEODES_URL) or GEODES_STAC_URL)
-    area = read_aoi(aoi, parcels_crs=parcels_crs, layer=parcels_layer)
+    area, query, urls = prepare_search(aoi, start, end, collections=collections, max_cloud=max_cloud,
+                                       orbit_direction=orbit_direction, relative_orbit=relative_orbit,
+                                       stac_url=stac_url or os.environ.get(ENV_STAC_URL),
+                                       geodes_url=geodes_url or os.environ.get(ENV_GEODES_URL),
+                                       parcels_crs=parcels_crs, layer=parcels_layer)
     if out_path.is_dir():
         raise StorageError(f"--out {out_path}: is a folder. Pass a file name, e.g. {out_path / 'items.json'}.")
     check_destination(out_path.parent if str(out_path.parent) else Path("."), "--out")

@@ -132,25 +132,15 @@ def read_inputs(settings: ProcessSettings) -> tuple[Any, Grid]:
 
 def search_plan(settings: ProcessSettings, progress: Progress | None = None) -> Path:
     """Search the products and write the plan ``out/items.json``."""
-    from plotsm.acquire import (
-        CDSE_STAC_URL,
-        GEODES_STAC_URL,
-        SearchQuery,
-        parse_collections,
-        parse_day,
-        read_aoi,
-        search_products,
-        service_urls,
-        write_plan,
-    )
+    from plotsm.acquire import CDSE_STAC_URL, GEODES_STAC_URL, search_products, write_plan
+    from plotsm.acquire.search import prepare_search
     from plotsm.atomic import writable_dir
 
-    query = SearchQuery(start=parse_day(settings.start, "start"), end=parse_day(settings.end, "end"),
-                        collections=parse_collections(settings.collections), max_cloud=settings.max_cloud,
-                        orbit_direction=settings.orbit_direction, relative_orbit=settings.relative_orbit)
-    urls = service_urls(query, stac_url=settings.stac_url or CDSE_STAC_URL,
-                        geodes_url=settings.geodes_url or GEODES_STAC_URL)
-    area = read_aoi(str(settings.parcels), parcels_crs=settings.parcels_crs, layer=settings.parcels_layer)
+    area, query, urls = prepare_search(
+        str(settings.parcels), settings.start, settings.end, collections=settings.collections,
+        max_cloud=settings.max_cloud, orbit_direction=settings.orbit_direction,
+        relative_orbit=settings.relative_orbit, stac_url=settings.stac_url, geodes_url=settings.geodes_url,
+        parcels_crs=settings.parcels_crs, layer=settings.parcels_layer)
     results = search_products(area, query, stac_url=urls.get("cdse", CDSE_STAC_URL),
                               geodes_url=urls.get("geodes", GEODES_STAC_URL), progress=progress,
                               max_items=settings.max_items, dem_collection=settings.dem_collection,
