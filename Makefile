@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench install clean
+.PHONY: demo test test-fast bench bench-otb install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ bench: $(STAMP)
 	$(BIN)/python bench/sql_format.py
 	$(BIN)/python bench/parcels_overlap.py
 	$(BIN)/python bench/process.py
+	$(BIN)/python bench/segment.py
+	$(BIN)/python bench/segment_quality.py
+
+# OTB 8.1's Large-Scale Mean-Shift (Debian otb-bin), timed beside plotsm segment on a 4000² px cut (about 5 min).
+bench-otb: $(STAMP)
+	command -v otbcli_LargeScaleMeanShift >/dev/null || (apt-get update && apt-get install -y otb-bin)
+	$(BIN)/python bench/segment.py --size 4000 --otb
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

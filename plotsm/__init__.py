@@ -10,6 +10,7 @@ The Python API (:mod:`plotsm.api` and the pieces ``plotsm run`` is made of)::
     obs = plotsm.observe(parcels, vv="vv.tif", theta="theta.tif", ndvi="ndvi.tif", slope="slope.tif")
     est = plotsm.estimate_moisture(obs, apriori="dry")      # mv_pct, status, network, per parcel
     stats = plotsm.zonal_stats(parcels, "ndvi.tif", stats=["mean", "std"], rule="coverage")
+    plots = plotsm.segment_ndvi("monthly/", mask="worldcover.tif")  # no parcels: plots from monthly NDVI
 
 Names are imported on first use, so ``import plotsm`` (and the CLI's start) stays fast.
 """
@@ -37,6 +38,7 @@ _EXPORTS = {
     "export_moisture": "plotsm.export", "moisture_frame": "plotsm.export", "wide_frame": "plotsm.export",
     "scan_s1": "plotsm.catalog", "scan_ndvi": "plotsm.catalog", "pair_acquisitions": "plotsm.catalog",
     "run_acquisitions": "plotsm.catalog",
+    "segment_ndvi": "plotsm.segment", "write_plots": "plotsm.segment", "SegmentSettings": "plotsm.segment",
 }
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "MaskSettings",
     "Parcels",
     "RunSettings",
+    "SegmentSettings",
     "SeriesJob",
     "SeriesReport",
     "Store",
@@ -62,7 +65,9 @@ __all__ = [
     "run_series",
     "scan_ndvi",
     "scan_s1",
+    "segment_ndvi",
     "wide_frame",
+    "write_plots",
     "zonal_stats",
 ]
 
@@ -74,6 +79,7 @@ if TYPE_CHECKING:  # what static checkers see; at run time the names are importe
     from plotsm.parcels import Parcels, as_parcels, read_parcels
     from plotsm.pipeline import Acquisition, RunSettings
     from plotsm.raster import Encoding
+    from plotsm.segment import SegmentSettings, segment_ndvi, write_plots
     from plotsm.series import SeriesJob, SeriesReport, delete_acquisitions, plan_jobs, run_series
     from plotsm.store import Store
 

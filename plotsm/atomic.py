@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from plotsm.errors import StorageError
 
@@ -127,6 +128,20 @@ def atomic_path(target: str | os.PathLike[str], *, clean: bool = True) -> Iterat
         raise
 
 
+def write_gpkg(frame: Any, target: str | os.PathLike[str], layer: str) -> Path:
+    """Write GeoDataFrame ``frame`` as layer ``layer`` of GeoPackage ``target`` atomically. The temporary file
+    ends in ``.gpkg`` (GDAL warns about any other extension, as the GeoPackage specification asks)."""
+    target = Path(target)
+    with atomic_path(target) as tmp:
+        inner = tmp.with_name(tmp.name + ".gpkg")
+        try:
+            frame.to_file(inner, driver="GPKG", layer=layer, engine="pyogrio")
+            os.replace(inner, tmp)
+        finally:
+            _remove(inner)
+    return target
+
+
 def _remove(path: Path) -> None:
     try:
         shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
@@ -181,4 +196,4 @@ def writable_file(target: str | os.PathLike[str], option: str = "--to") -> Path:
 
 
 __all__ = ["FOREIGN_STALE_HOURS", "atomic_path", "check_destination", "clean_stale", "is_stale", "pid_alive", "storage_error",
-           "temporary_name", "writable_dir", "writable_file"]
+           "temporary_name", "writable_dir", "writable_file", "write_gpkg"]

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from plotsm.atomic import atomic_path, writable_dir
+from plotsm.atomic import atomic_path, writable_dir, write_gpkg
 from plotsm.errors import DataWarning, UsageError, option
 from plotsm.store import Store
 
@@ -90,14 +90,13 @@ def export_moisture(
     if layout == "wide":
         frame = wide_frame(frame)
     writable_dir(out.parent, "--to")
+    if format != "geoparquet":
+        return write_gpkg(frame, out, GPKG_LAYER)
     with atomic_path(out) as tmp:
-        if format == "geoparquet":
-            frame.to_parquet(
-                tmp, index=False, schema_version="1.1.0", write_covering_bbox=True,
-                compression="zstd", row_group_size=row_group_size,
-            )
-        else:
-            frame.to_file(tmp, driver="GPKG", layer=GPKG_LAYER, engine="pyogrio")
+        frame.to_parquet(
+            tmp, index=False, schema_version="1.1.0", write_covering_bbox=True,
+            compression="zstd", row_group_size=row_group_size,
+        )
     return out
 
 

@@ -41,12 +41,13 @@ ALLOWED: dict[str, set[str]] = {
     "catalog": {"errors", "raster", "pipeline"},
     "series": {"errors", "atomic", "raster", "parcels", "zonal", "store", "inversion", "model", "pipeline", "apriori"},
     "export": {"errors", "atomic", "store"},
+    "segment": {"errors", "atomic", "raster"},
     "process": {"errors", "atomic", "raster", "parcels", "sources", "store", "catalog", "series", "apriori",
-                "export", "acquire"},
+                "export", "acquire", "segment"},
     "api": {"errors", "raster", "parcels", "zonal", "inversion", "model", "pipeline", "physics"},
     "demo": {"errors", "physics", "parcels", "store", "inversion", "pipeline", "series", "export"},
     "cli": {"errors", "resources", "atomic", "raster", "model", "parcels", "sources", "zonal", "store", "inversion",
-            "weather", "apriori", "pipeline", "catalog", "series", "export", "api", "demo", "acquire", "process"},
+            "weather", "apriori", "pipeline", "catalog", "series", "export", "api", "demo", "acquire", "process", "segment"},
     "__main__": {"cli"},
 }
 
@@ -164,7 +165,7 @@ def test_public_api_names():
     import plotsm
 
     for name in ("read_parcels", "as_parcels", "observe", "estimate_moisture", "zonal_stats", "run_series", "Store",
-                 "export_moisture"):
+                 "export_moisture", "segment_ndvi", "write_plots"):
         assert name in plotsm.__all__ and callable(getattr(plotsm, name))
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         plotsm.nope  # noqa: B018

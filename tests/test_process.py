@@ -526,3 +526,34 @@ def test_without_dem_the_downloaded_copernicus_tiles_give_the_slope(server: Serv
     again = run_cli(*cli)
     assert again.returncode == 0, again.stdout + again.stderr
     assert _downloads(server) == downloads and _files(out) == before
+
+
+def test_without_parcels_the_area_is_segmented_into_plots_that_the_series_uses(
+        server: Server, parcels: Path, tmp_path: Path, secrets_env: None):
+    import geopandas as gpd
+
+    extent = gpd.read_file(parcels).to_crs("EPSG:4326").total_bounds
+    area = ",".join(f"{v:.6f}" for v in extent)
+    crops = tmp_path / "crops.gpkg"  # a crop layer over all but the east of the area
+    west = gpd.read_file(parcels).total_bounds
+    crop = box(west[0] - 300, west[1] - 300, west[2] - 100, west[3] + 300)
+    gpd.GeoDataFrame(geometry=[crop], crs=UTM).to_file(crops)
+    out = tmp_path / "run"
+    base = [a if a != parcels else None for a in args(server, parcels, out)]
+    cmd = [a for a in base if a is not None and a != "--parcels"]
+    res = run_cli(*cmd, "--area", area, "--mask", crops, "--min-area-ha", "0.05")
+    assert res.returncode == 0, res.stdout + res.stderr
+    plots = gpd.read_file(out / "plots.gpkg", layer="plots")
+    assert len(plots) > 0 and (plots["agri_frac"] >= 0.5).all()
+    inside = plots.geometry.intersection(crop).area / plots.geometry.area  # the share by hand, per plot
+    np.testing.assert_allclose(plots["agri_frac"], inside, atol=1e-5)
+    stored = {r[1] for r in _moisture(out)}
+    assert stored and stored <= {str(i) for i in plots["plot_id"]} | set(plots["plot_id"])
+    assert _sql(out, "SELECT count(*) FROM parcels") == [(len(plots),)]
+    assert f"plots: {out / 'plots.gpkg'}" in res.stdout
+    again = run_cli(*cmd, "--area", area, "--mask", crops, "--min-area-ha", "0.05")
+    assert again.returncode == 0 and "of a former run kept" in again.stderr
+    both = run_cli(*args(server, parcels, out), "--area", area)
+    assert both.returncode == 2 and "give one" in both.stderr
+    stray = run_cli(*args(server, parcels, out), "--min-area-ha", "0.2")
+    assert stray.returncode == 2 and "nothing to segment" in stray.stderr

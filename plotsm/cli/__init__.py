@@ -33,6 +33,7 @@ from plotsm.cli.demo import demo
 from plotsm.cli.model import model_app, train
 from plotsm.cli.process import process
 from plotsm.cli.run import run
+from plotsm.cli.segment import segment
 from plotsm.cli.sources import dem_app, s1_app, s2_app
 from plotsm.cli.store import TABLE_CELL_MAX, delete, export, sql_command
 from plotsm.cli.store import _format_table as _format_table  # bench/sql_format.py times it
@@ -88,6 +89,7 @@ def _build_app() -> typer.Typer:
     app.command("search")(search)
     app.command("download")(download)
     app.command("process")(process)
+    app.command("segment")(segment)
     app.command()(demo)
     app.command("sql")(sql_command)
     app.command()(export)

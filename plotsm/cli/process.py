@@ -29,13 +29,19 @@ DEFAULTS: dict[str, Any] = {
     "keep_raw": True, "dry_run": False, "s1_partial": False, "transfers": 4, "retries": 5, "retry_wait": 2.0,
     "timeout": 60.0, "apriori": "none", "weather_url": "https://archive-api.open-meteo.com/v1/archive",
     "wet_rain_mm": 10.0, "wet_window_days": 3, "dry_days": 7, "rain_day_mm": 1.0, "rule": "center", "buffer": 0.0,
-    "ndvi_max": 0.75, "min_pixels": 20, "slope_max": 10.0, "workers": 1,
+    "ndvi_max": 0.75, "min_pixels": 20, "slope_max": 10.0, "workers": 1, "mask_classes": "40", "mask_min_frac": 0.5,
 }
 
 
 def process(
     ctx: typer.Context,
     parcels: Annotated[Optional[Path], typer.Option("--parcels", help="Parcels (shapefile, GeoPackage, GeoJSON, GeoParquet): the area searched, the grid (their extent + --margin in their UTM zone) and the parcels of the series.")] = None,
+    area: Annotated[Optional[str], typer.Option("--area", metavar="W,S,E,N|FILE", help="Without --parcels: the area (bbox in degrees or a GeoJSON file) searched and gridded; its plots are segmented from the monthly NDVI (as plotsm segment) into <out>/plots.gpkg, the parcels of the series.")] = None,
+    mask: Annotated[Optional[Path], typer.Option("--mask", help="With --area: agricultural mask of the plots, as for segment (land-cover raster with --mask-classes, or a vector layer).")] = None,
+    mask_classes: Annotated[Optional[str], typer.Option("--mask-classes", help="With --area: as for segment (default 40, WorldCover cropland).")] = None,
+    mask_min_frac: Annotated[Optional[float], typer.Option("--mask-min-frac", help="With --area: as for segment (default 0.5).")] = None,
+    min_area_ha: Annotated[Optional[float], typer.Option("--min-area-ha", help="With --area: smallest plot, hectares, as for segment (default 0.1).")] = None,
+    merge_ndvi: Annotated[Optional[float], typer.Option("--merge-ndvi", help="With --area: as for segment (default 0.05).")] = None,
     start: Annotated[Optional[str], typer.Option("--start", metavar="YYYY-MM-DD", help="First day of the season (UTC), included.")] = None,
     end: Annotated[Optional[str], typer.Option("--end", metavar="YYYY-MM-DD", help="Last day of the season (UTC), included.")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder of the run: items.json, raw/, s1/, ndvi/, composites/, slope.tif, process.json, plotsm.duckdb, parquet/, moisture.parquet. Run the same command again to resume.")] = None,
@@ -82,10 +88,11 @@ def process(
     slope_max: Annotated[Optional[float], typer.Option("--slope-max", help="As for run.")] = None,
     models_dir: Annotated[Optional[Path], typer.Option("--models-dir", help="As for run.")] = None,
 ) -> None:
-    """From parcels and a season to moisture in one command, every stage resumable.
+    """From parcels (or an area, segmented into plots) and a season to moisture in one command, resumable.
 
     search → download → s1 calibrate and s2 ndvi on one grid → monthly composites (filled in time) → slope (--dem,
-    else the downloaded Copernicus DEM tiles) → run → export (GeoParquet).
+    else the downloaded Copernicus DEM tiles) → [with --area: segment the monthly NDVI into plots] → run → export
+    (GeoParquet).
 
     Every stage skips what is made, so after a failure or Ctrl-C the same command resumes. A product that fails
     is listed with its reason and the others go on; the command then exits with the most serious cause's code.
@@ -105,7 +112,9 @@ def process(
     if ctx.params["collections"] is None and "collections" not in from_file:
         # the default: the DEM tiles too when no --dem replaces them (safe: a search with --dem is unchanged)
         o["collections"] = DEFAULTS["collections"] + ("" if o["dem"] is not None else ",dem")
-    missing = [f"--{n.replace('_', '-')}" for n in ("parcels", "start", "end", "out_dir") if o[n] is None]
+    missing = [f"--{n.replace('_', '-')}" for n in ("start", "end", "out_dir") if o[n] is None]
+    if o["parcels"] is None and o["area"] is None:
+        missing.insert(0, "--parcels (or --area)")
     if missing:
         raise UsageError(f"{', '.join(missing).replace('--out-dir', '--out')}: required (on the command line or in "
                          "--config).")
@@ -173,7 +182,27 @@ def _settings(o: dict[str, Any]) -> Any:
         rule=AprioriRule(wet_rain_mm=o["wet_rain_mm"], wet_window_days=o["wet_window_days"], dry_days=o["dry_days"],
                          rain_day_mm=o["rain_day_mm"]),
         weather_csv=o["weather_csv"], weather=o["weather"], weather_url=o["weather_url"], id_field=o["id_field"],
-        parcels_crs=o["parcels_crs"], parcels_layer=o["parcels_layer"])
+        parcels_crs=o["parcels_crs"], parcels_layer=o["parcels_layer"], area=o["area"],
+        segment=_segment_settings(o), mask=o["mask"], mask_classes=tuple(_classes(o["mask_classes"])),
+        mask_min_frac=o["mask_min_frac"])
+
+
+def _classes(text: str) -> list[int]:
+    from plotsm.cli.segment import _classes as parse
+
+    return parse(text)
+
+
+def _segment_settings(o: dict[str, Any]) -> Any:
+    from plotsm.segment import SegmentSettings
+
+    given = {k: o[k] for k in ("min_area_ha", "merge_ndvi") if o[k] is not None}
+    if o["parcels"] is not None and (given or o["mask_classes"] != "40" or o["mask_min_frac"] != 0.5):
+        from plotsm.errors import UsageError
+
+        raise UsageError("--mask-classes, --mask-min-frac, --min-area-ha and --merge-ndvi shape plots segmented "
+                         "with --area; with --parcels there is nothing to segment. Drop them.")
+    return SegmentSettings(**given, workers=max(1, o["workers"] or 1))
 
 
 def _dry_run(settings: Any) -> None:
@@ -230,6 +259,8 @@ def _run(settings: Any) -> None:
         s = result.series
         lines.append(f"series: {len(s.processed)} acquisitions stored, {len(s.skipped)} already stored, "
                      f"{len(s.failed)} failed")
+    if result.plots is not None:
+        lines.append(f"plots: {result.plots}")
     if result.export is not None:
         lines.append(f"wrote {result.export}")
     for f in result.failed:

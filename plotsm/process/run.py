@@ -6,6 +6,10 @@ filled in time (``composites/``) → slope (``slope.tif``) of ``--dem``, else of
 tiles the plan downloaded (collection ``dem``; :mod:`.dem`), which also serves S1's terrain geocoding → the
 series (``plotsm.duckdb``, :func:`plotsm.series.run_series`) → GeoParquet (``moisture.parquet``).
 
+Without parcels, an ``area`` (bbox or GeoJSON) is searched and gridded, and the plots of the monthly NDVI
+medians (:func:`plotsm.segment.segment_ndvi`, with ``mask`` if given) are the parcels of the series
+(``plots.gpkg``; made once and kept on later runs, so plot ids stay stable: delete it to segment again).
+
 Every stage skips what is already made: a product recorded in the ledger (:mod:`.ledger`) whose rasters exist is
 neither downloaded nor made again, the composites are remade only when their NDVI inputs changed, the series
 skips stored acquisitions. A product that fails a stage is reported (:class:`ProductFailure`) and the others go
@@ -21,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plotsm.errors import InputError, PlotsmError, most_serious
+from plotsm.errors import InputError, PlotsmError, most_serious, option
 from plotsm.process.ledger import Ledger
-from plotsm.process.stages import common_grid, describe_grid
+from plotsm.process.plots import read_inputs, segmented_plots
+from plotsm.process.stages import describe_grid
 from plotsm.process.workers import run_tasks
 from plotsm.progress import Progress
 from plotsm.raster import Grid
@@ -34,13 +39,14 @@ Notify = Callable[[str], None]
 STAGE_OF = {"s1-grd": "s1", "s2-l2a": "ndvi", "s2-l2a-maja": "ndvi", "s2-l3a": "ndvi"}
 PLAN_NAME, RAW, S1, NDVI, MEDIANS, COMPOSITES, SLOPE = ("items.json", "raw", "s1", "ndvi", "ndvi-monthly",
                                                        "composites", "slope.tif")
+PLOTS = "plots.gpkg"
 
 
 @dataclass
 class ProcessSettings:
     """Everything ``plotsm process`` needs (the CLI reads credentials and services from the environment)."""
 
-    parcels: Path
+    parcels: Path | None
     start: str
     end: str
     out: Path
@@ -72,6 +78,26 @@ class ProcessSettings:
     id_field: str | None = None
     parcels_crs: str | None = None
     parcels_layer: str | None = None
+    area: str | None = None        # without parcels: bbox or GeoJSON searched, gridded and segmented into plots
+    segment: Any = None            # plotsm.segment.SegmentSettings (None: its defaults)
+    mask: Path | None = None       # agricultural mask of the plots (raster with mask_classes, or vector)
+    mask_classes: tuple[int, ...] = (40,)
+    mask_min_frac: float = 0.5
+
+    def __post_init__(self) -> None:
+        from plotsm.errors import UsageError
+
+        if (self.parcels is None) == (self.area is None):
+            raise UsageError(f"{option('parcels')} or {option('area')}: give one — parcels, or the area whose "
+                             "plots are segmented from the NDVI.")
+        if self.mask is not None and self.parcels is not None:
+            raise UsageError(f"{option('mask')} applies to plots segmented from the NDVI, i.e. with "
+                             f"{option('area')}, not with {option('parcels')}.")
+
+    @property
+    def aoi(self) -> str:
+        """The area searched: the parcels file, else ``area``."""
+        return str(self.parcels) if self.parcels is not None else str(self.area)
 
 
 @dataclass(frozen=True)
@@ -99,6 +125,7 @@ class ProcessReport:
     series: Any = None             # plotsm.series.SeriesReport
     export: Path | None = None
     raw_removed: list[str] = field(default_factory=list)
+    plots: Path | None = None      # plots segmented from the NDVI (runs without parcels)
 
     @property
     def failure_kind(self) -> type[PlotsmError] | None:
@@ -121,15 +148,6 @@ class DryRun:
     output_bytes: int
 
 
-def read_inputs(settings: ProcessSettings) -> tuple[Any, Grid]:
-    """The parcels (:class:`plotsm.parcels.Parcels`) and the common grid."""
-    from plotsm.parcels import read_parcels
-
-    parcels = read_parcels(settings.parcels, id_field=settings.id_field, parcels_crs=settings.parcels_crs,
-                           layer=settings.parcels_layer)
-    return parcels, common_grid(parcels.gdf, settings.margin_m, settings.res)
-
-
 def search_plan(settings: ProcessSettings, progress: Progress | None = None) -> Path:
     """Search the products and write the plan ``out/items.json``."""
     from plotsm.acquire import CDSE_STAC_URL, GEODES_STAC_URL, search_products, write_plan
@@ -137,7 +155,7 @@ def search_plan(settings: ProcessSettings, progress: Progress | None = None) -> 
     from plotsm.atomic import writable_dir
 
     area, query, urls = prepare_search(
-        str(settings.parcels), settings.start, settings.end, collections=settings.collections,
+        settings.aoi, settings.start, settings.end, collections=settings.collections,
         max_cloud=settings.max_cloud, orbit_direction=settings.orbit_direction,
         relative_orbit=settings.relative_orbit, stac_url=settings.stac_url, geodes_url=settings.geodes_url,
         parcels_crs=settings.parcels_crs, layer=settings.parcels_layer)
@@ -212,6 +230,10 @@ def process(settings: ProcessSettings, *, notify: Notify | None = None, progress
     _composites(root, ledger, report, say)
     if settings.dem is not None:
         report.slope = _slope(settings, grid, root, ledger, say, dem_key)
+    if parcels is None:
+        parcels = segmented_plots(settings, root / PLOTS, root / MEDIANS, report, say, progress)
+        if parcels is None:
+            return report
     _series(settings, parcels, root, report, say, progress, event)
     return report
 

@@ -47,6 +47,12 @@ class Grid:
         return self.width * self.height
 
     @property
+    def pixel_area_m2(self) -> float:
+        """Area of one pixel in the CRS's units squared (m² in a projected CRS in metres)."""
+        t = self.transform
+        return float(abs(t.a * t.e - t.b * t.d))
+
+    @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(xmin, ymin, xmax, ymax) of the grid in its CRS."""
         corners = np.array([self.transform * (c, r) for c in (0, self.width) for r in (0, self.height)])
