@@ -39,6 +39,7 @@ _EXPORTS = {
     "scan_s1": "plotsm.catalog", "scan_ndvi": "plotsm.catalog", "pair_acquisitions": "plotsm.catalog",
     "run_acquisitions": "plotsm.catalog",
     "segment_ndvi": "plotsm.segment", "write_plots": "plotsm.segment", "SegmentSettings": "plotsm.segment",
+    "build_report": "plotsm.report", "validate_store": "plotsm.validate",
 }
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "SeriesReport",
     "Store",
     "as_parcels",
+    "build_report",
     "delete_acquisitions",
     "estimate_moisture",
     "export_moisture",
@@ -66,6 +68,7 @@ __all__ = [
     "scan_ndvi",
     "scan_s1",
     "segment_ndvi",
+    "validate_store",
     "wide_frame",
     "write_plots",
     "zonal_stats",
@@ -79,9 +82,11 @@ if TYPE_CHECKING:  # what static checkers see; at run time the names are importe
     from plotsm.parcels import Parcels, as_parcels, read_parcels
     from plotsm.pipeline import Acquisition, RunSettings
     from plotsm.raster import Encoding
+    from plotsm.report import build_report
     from plotsm.segment import SegmentSettings, segment_ndvi, write_plots
     from plotsm.series import SeriesJob, SeriesReport, delete_acquisitions, plan_jobs, run_series
     from plotsm.store import Store
+    from plotsm.validate import validate_store
 
 
 def __getattr__(name: str) -> Any:

@@ -197,6 +197,16 @@ class DemoSummary:
     seconds: float
     example_parcel: str
     export_path: Path
+    report_path: Path | None = None
+    map_path: Path | None = None
+
+
+def _quicklook(out_dir: Path, acquisition: str) -> Path:
+    """The quick-look PNG of the last date (``map.png``)."""
+    from plotsm.report.quicklook import quicklook_png
+
+    day = f"{acquisition[:4]}-{acquisition[4:6]}-{acquisition[6:8]}"
+    return Path(quicklook_png(out_dir, day, out_dir / "map.png", acquisition=acquisition))
 
 
 def run_demo(out_dir: Path, *, seed: int = 2017, progress: Progress | None = None) -> DemoSummary:
@@ -251,7 +261,12 @@ def run_demo(out_dir: Path, *, seed: int = 2017, progress: Progress | None = Non
         per_acq.append({"acquisition_id": rep.acquisition_id, "apriori": apriori, "network": rep.network,
                         "counts": rep.status_counts, "rmse": float(np.sqrt(np.mean(e**2))),
                         "bias": float(e.mean()), "n_ok": int(e.size)})
+    from plotsm.report import build_report
+
+    report_path, _ = build_report(out_dir)
+    map_path = _quicklook(out_dir, reports[-1].acquisition_id)
     return DemoSummary(
+        report_path=report_path, map_path=map_path,
         n_parcels=len(parcels), n_read=parcels.report.n_read, n_repaired=parcels.report.n_repaired,
         acquisitions=per_acq, statuses=STATUSES, rmse=float(np.sqrt(np.mean(err**2))), bias=float(err.mean()),
         n_ok=int(err.size), seconds=time.perf_counter() - t0, example_parcel=str(ok["parcel_id"].iloc[0]),

@@ -42,12 +42,16 @@ ALLOWED: dict[str, set[str]] = {
     "series": {"errors", "atomic", "raster", "parcels", "zonal", "store", "inversion", "model", "pipeline", "apriori"},
     "export": {"errors", "atomic", "store"},
     "segment": {"errors", "atomic", "raster"},
+    "validate": {"errors", "atomic", "parcels", "store", "export"},
+    "report": {"errors", "atomic", "resources", "raster", "model", "parcels", "store", "export", "validate",
+               "weather"},
     "process": {"errors", "atomic", "raster", "parcels", "sources", "store", "catalog", "series", "apriori",
                 "export", "acquire", "segment"},
     "api": {"errors", "raster", "parcels", "zonal", "inversion", "model", "pipeline", "physics"},
-    "demo": {"errors", "physics", "parcels", "store", "inversion", "pipeline", "series", "export"},
+    "demo": {"errors", "physics", "parcels", "store", "inversion", "pipeline", "series", "export", "report"},
     "cli": {"errors", "resources", "atomic", "raster", "model", "parcels", "sources", "zonal", "store", "inversion",
-            "weather", "apriori", "pipeline", "catalog", "series", "export", "api", "demo", "acquire", "process", "segment"},
+            "weather", "apriori", "pipeline", "catalog", "series", "export", "api", "demo", "acquire", "process", "segment",
+            "validate", "report"},
     "__main__": {"cli"},
 }
 

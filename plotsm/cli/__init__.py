@@ -32,10 +32,13 @@ from plotsm.cli.console import err, fail, out, show_warning, state
 from plotsm.cli.demo import demo
 from plotsm.cli.model import model_app, train
 from plotsm.cli.process import process
+from plotsm.cli.maps import map_command
+from plotsm.cli.report import report
 from plotsm.cli.run import run
 from plotsm.cli.segment import segment
 from plotsm.cli.sources import dem_app, s1_app, s2_app
 from plotsm.cli.store import TABLE_CELL_MAX, delete, export, sql_command
+from plotsm.cli.validate import validate
 from plotsm.cli.store import _format_table as _format_table  # bench/sql_format.py times it
 from plotsm.errors import PlotsmError
 
@@ -93,6 +96,9 @@ def _build_app() -> typer.Typer:
     app.command()(demo)
     app.command("sql")(sql_command)
     app.command()(export)
+    app.command("report")(report)
+    app.command("map")(map_command)
+    app.command("validate")(validate)
     app.command()(delete)
     app.add_typer(model_app, name="model")
     app.add_typer(s2_app, name="s2")

@@ -62,6 +62,10 @@ def _print_demo(s: Any, out_dir: Path) -> None:
         f"Total time {s.seconds:.1f} s."
     )
     out.print(f"outputs: {out_dir / 'plotsm.duckdb'} (DuckDB), {s.export_path} (GeoParquet); inputs in {out_dir / 'scene'}")
+    if s.report_path is not None:
+        out.print(f"report: open file://{Path(s.report_path).resolve()} in a browser (offline, self-contained)")
+    if s.map_path is not None:
+        out.print(f"quick-look map of the last date: {s.map_path}")
     cmd = _plotsm_command()
     out.print("try:")
     out.print(f"  {cmd} sql summary --out {out_dir}")

@@ -108,25 +108,56 @@ def sql_command(
 
 def export(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder of a run.")] = Path("demo-output"),
-    fmt: Annotated[str, typer.Option("--format", help="geoparquet or gpkg.")] = "geoparquet",
+    fmt: Annotated[str, typer.Option("--format", help="geoparquet, gpkg or cog (one Cloud-Optimised GeoTIFF per acquisition).")] = "geoparquet",
     date: Annotated[Optional[str], typer.Option("--date", help="Only acquisitions of this UTC date (YYYY-MM-DD).")] = None,
-    to: Annotated[Optional[Path], typer.Option("--to", help="Target file (default: <out>/moisture.parquet or .gpkg).")] = None,
+    to: Annotated[Optional[Path], typer.Option("--to", help="Target file (default: <out>/moisture.parquet or .gpkg); for cog a folder (default: <out>/maps).")] = None,
     layout: Annotated[str, typer.Option("--layout", help="long: a row per parcel and acquisition; wide: a row per parcel, a mv_<acquisition> column per date.")] = "long",
+    grid: Annotated[Optional[Path], typer.Option("--grid", help="cog: a raster whose CRS, transform and shape the COGs take (e.g. the run's NDVI).")] = None,
+    res: Annotated[Optional[float], typer.Option("--res", help="cog: pixel size in metres over the parcels' extent (default 10; about res/111320 degrees for s2mp).")] = None,
+    encoding: Annotated[Optional[str], typer.Option("--encoding", help="cog: float (float32 vol.%, NaN no data) or s2mp (uint8 round(5·mv), 0 no data, EPSG:4326, as Theia).")] = None,
 ) -> None:
-    """Moisture of the whole series (or one date) joined to the parcel geometries, in the parcels' CRS, for a GIS."""
+    """Moisture of the whole series (or one date) joined to the parcel geometries, in the parcels' CRS, for a GIS;
+    or burnt into one COG per acquisition (--format cog)."""
     from plotsm.errors import UsageError
     from plotsm.export import default_target, export_moisture
 
-    if fmt not in ("geoparquet", "gpkg"):
-        raise UsageError(f"--format {fmt!r}: expected geoparquet or gpkg")
+    if fmt not in ("geoparquet", "gpkg", "cog"):
+        raise UsageError(f"--format {fmt!r}: expected geoparquet, gpkg or cog")
     if layout not in ("long", "wide"):
         raise UsageError(f"--layout {layout!r}: expected long or wide")
+    if fmt == "cog":
+        _export_cogs(out_dir, to, date=date, grid=grid, res=res, encoding=encoding or "float", layout=layout)
+        return
+    given = [name for name, value in (("--grid", grid), ("--res", res), ("--encoding", encoding)) if value is not None]
+    if given:
+        raise UsageError(f"{', '.join(given)}: only for --format cog (rasters). Drop it, or pass --format cog.")
     target = to if to is not None else default_target(out_dir, fmt)  # type: ignore[arg-type]
     from plotsm.atomic import writable_file
 
     writable_file(target, "--to")
     path = export_moisture(out_dir, target, format=fmt, date=date, layout=layout)  # type: ignore[arg-type]
     out.print(f"wrote {path}")
+
+
+def _export_cogs(out_dir: Path, to: Optional[Path], *, date: Optional[str], grid: Optional[Path],
+                 res: Optional[float], encoding: str, layout: str) -> None:
+    """``plotsm export --format cog``: one COG per acquisition, a line per file written."""
+    from rich.markup import escape
+
+    from plotsm.errors import UsageError
+    from plotsm.report.rasters import check_options, export_cogs
+
+    if layout != "long":
+        raise UsageError("--layout: only for geoparquet and gpkg; a COG holds one acquisition. Drop --layout.")
+    if to is not None and to.suffix.lower() in (".tif", ".tiff"):
+        raise UsageError(f"--to {to}: for --format cog, a folder (one moisture_<acquisition>.tif per acquisition).")
+    check_options(encoding, grid, res)  # before the store is opened: a bad option costs nothing
+
+    def show(item: Any) -> None:
+        out.print(f"wrote {escape(str(item.path))} ({item.acquisition_id}, {item.n_ok} parcels ok, "
+                  f"{item.n_not_ok} no data)", highlight=False, soft_wrap=True)
+
+    export_cogs(out_dir, to, date=date, grid=grid, res=res, encoding=encoding, progress=show)  # type: ignore[arg-type]
 
 
 def delete(
