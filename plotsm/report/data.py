@@ -200,7 +200,7 @@ def assemble(title: str, parcels: gpd.GeoDataFrame, dates: pd.DataFrame, rows: p
     if estimate > max_bytes:
         step = int(np.ceil(estimate / max_bytes))
         shown = np.sort(order[::step])
-        notes.append(f"The map and the series show {shown.size:,} of the {n_all:,} parcels (every {step}th in "
+        notes.append(f"The map and the series show {shown.size:,} of the {n_all:,} parcels (one in {step}, in "
                      f"Hilbert order: all of them, about {estimate / 1e6:.0f} MB, would exceed the "
                      f"{max_bytes / 1e6:.0f} MB limit); the statistics per date cover them all.")
     else:
