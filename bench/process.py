@@ -39,7 +39,6 @@ import json
 import os
 import pstats
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -208,28 +207,8 @@ def _arange(a: float, b: float, step: float) -> list[float]:
 
 # ------------------------------------------------------------------------------------------------- timing
 
-from series import tree_rss_bytes  # noqa: E402  # the sampler of bench/series.py (RSS of a process tree)
+from _timing import run_sampled  # noqa: E402  # wall time and peak RSS of a process tree
 
-
-
-def timed_run(args: list[str], env: dict[str, str]) -> tuple[float, int, str, int]:
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    peak = 0
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, tree_rss_bytes(proc.pid))
-            time.sleep(0.2)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    output, _ = proc.communicate()
-    stop.set()
-    thread.join()
-    return time.perf_counter() - t0, peak, output, proc.returncode
 
 
 def raw_bytes(raw: Path) -> int:
@@ -332,7 +311,7 @@ def main() -> None:
         runs: list[tuple[str, float, int, str, dict[str, Any]]] = []
         for label in ("first run", "incremental re-run (nothing to do)"):
             timings = folder / f"timings_{len(runs)}.json"
-            seconds, peak, output, rc = timed_run([sys.executable, __file__, "--child", str(timings), *cli], env)
+            seconds, peak, output, rc = run_sampled([sys.executable, __file__, "--child", str(timings), *cli], env)
             if rc != 0:
                 raise SystemExit(f"plotsm process failed ({rc}):\n{output}")
             runs.append((label, seconds, peak, output, json.loads(timings.read_text())))

@@ -19,8 +19,8 @@ The true number of fields (connected label regions: fields not wholly covered by
 recorded in the manifest, also counted with the 0.1 ha (10 px) default ``--min-area-ha`` only.
 
 Measured: ``plotsm segment --ndvi <dir> --out <tmp>/plots.gpkg --workers N`` (default settings otherwise) in a
-subprocess, while a sampler adds up the resident memory of the process tree every 0.2 s (``/proc``, the sampler of
-``bench/series.py``); printed: wall time, peak RSS, number of plots (pyogrio) against the true field count, and the
+subprocess, while a sampler adds up the resident memory of the process tree every 0.2 s (``/proc``, ``bench/_timing.py``
+shared by the benchmarks); printed: wall time, peak RSS, number of plots (pyogrio) against the true field count, and the
 decode floor: the time to read (decode) the 12 rasters fully with rasterio in this process, one after the other
 (one thread), with the ratio segment time / decode floor. With ``--otb`` and OTB installed
 (``bench/otb_lsms.py``: ``lsms_available()``), the same stack as one 12-band uint8 GeoTIFF (cached next to the
@@ -39,10 +39,8 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -55,8 +53,8 @@ from rasterio.windows import Window
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-# the sampler of bench/series.py (RSS of a process tree)
-from series import tree_rss_bytes
+# wall time and peak RSS of a process tree (bench/_timing.py)
+from _timing import run_sampled
 
 OUT = HERE / "out" / "segment"
 CRS = "EPSG:32631"
@@ -268,27 +266,6 @@ def build_stack(ndvi: Path, size: int, compress: str) -> Path:
 # ------------------------------------------------------------------------------------------------- timing
 
 
-def timed_run(args: list[str]) -> tuple[float, int, str, int]:
-    """Wall time, peak RSS of the process tree (sampled every 0.2 s), output and return code of ``args``."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak = 0
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, tree_rss_bytes(proc.pid))
-            time.sleep(0.2)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    output, _ = proc.communicate()
-    stop.set()
-    thread.join()
-    return time.perf_counter() - t0, peak, output, proc.returncode
-
-
 def decode_floor(ndvi: Path) -> float:
     """Seconds to read (decode) every monthly raster in full, one after the other, in this process."""
     t0 = time.perf_counter()
@@ -340,7 +317,7 @@ def main() -> None:
         plotsm = str(Path(sys.executable).with_name("plotsm"))
         cmd = [plotsm, "segment", "--ndvi", str(ndvi), "--out", str(out), "--workers", str(args.workers)]
         print("running:", " ".join(cmd))
-        seconds, peak, output, rc = timed_run(cmd)
+        seconds, peak, output, rc = run_sampled(cmd)
         if rc != 0:
             print(output)
             raise SystemExit(f"plotsm segment failed ({rc}) after {seconds:.1f} s, peak RSS {gb(peak)}")
@@ -375,7 +352,7 @@ def main() -> None:
                 print(f"OTB LargeScaleMeanShift ({exe}, ranger {args.otb_ranger:g}) on {stack.name} (built/reused in "
                       f"{time.perf_counter() - t:.1f} s)")
                 result = work / "otb.json"
-                o_seconds, o_peak, o_output, o_rc = timed_run(
+                o_seconds, o_peak, o_output, o_rc = run_sampled(
                     [sys.executable, __file__, "--otb-child", str(stack), str(work / "otb"), str(result),
                      str(args.otb_ranger)])
                 if o_rc != 0:

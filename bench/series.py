@@ -25,7 +25,6 @@ import argparse
 import os
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,6 +36,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import run_sampled  # noqa: E402  # wall time and peak RSS of a process tree
 from zonal import CRS, OUT, RES, X0, Y0, scene  # noqa: E402
 
 
@@ -97,44 +97,11 @@ def build(size_px: int, n_parcels: int, n_acq: int) -> tuple[Path, Path, Path, P
     return parcels, s1, nd, slope, folder
 
 
-def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants (Linux /proc)."""
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            with open(f"/proc/{p}/status") as fh:
-                for line in fh:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
-                        break
-            with open(f"/proc/{p}/task/{p}/children") as fh:
-                todo += [int(c) for c in fh.read().split()]
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-    return total
-
-
 def timed_run(args: list[str]) -> tuple[float, int, str]:
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak = 0
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, tree_rss_bytes(proc.pid))
-            time.sleep(0.2)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    output, _ = proc.communicate()
-    stop.set()
-    thread.join()
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed ({proc.returncode}):\n{output}")
-    return time.perf_counter() - t0, peak, output
+    seconds, peak, output, rc = run_sampled(args)
+    if rc != 0:
+        raise SystemExit(f"{' '.join(args)} failed ({rc}):\n{output}")
+    return seconds, peak, output
 
 
 def main() -> None:
