@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench bench-otb install clean
+.PHONY: demo test test-fast bench bench-otb install clean image test-image
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,3 +45,16 @@ bench-otb: $(STAMP)
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache
+
+# The container image (Containerfile): `make image` = scripts/build-image, docker build -t plotsm:VERSION . on a
+# Docker host. Elsewhere pass the script's options, e.g. on a machine with podman, no registry and a proxy's CA:
+#   make image IMAGE_ARGS="--engine podman --base localhost/debian-py:bookworm --ca-file /etc/ssl/certs/ca-certificates.crt"
+# `make test-image` builds it the same way (or reuses an image newer than the sources) and runs plotsm inside it
+# (tests/test_image_smoke.py, skipped by `make test`).
+IMAGE_ARGS ?=
+
+image:
+	scripts/build-image $(IMAGE_ARGS)
+
+test-image: $(STAMP)
+	PLOTSM_TEST_IMAGE=1 PLOTSM_IMAGE_ARGS="$(IMAGE_ARGS)" $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_image_smoke.py
