@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/sql_format.py
 	$(BIN)/python bench/parcels_overlap.py
 	$(BIN)/python bench/process.py
+	$(BIN)/python bench/codecs.py
 	$(BIN)/python bench/segment.py
 	$(BIN)/python bench/segment_quality.py
 

@@ -258,7 +258,9 @@ def test_outputs_are_tagged_float32_cogs(outputs):
             assert src.dtypes == ("float32",) and np.isnan(src.nodata)
             assert src.crs.to_epsg() == 32633 and src.res == (10.0, 10.0)
             assert src.profile["tiled"] and src.overviews(1)
-            assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"  # GDAL's COG driver wrote it
+            structure = src.tags(ns="IMAGE_STRUCTURE")
+            assert structure.get("LAYOUT") == "COG"  # GDAL's COG driver wrote it
+            assert (structure.get("COMPRESSION"), structure.get("PREDICTOR")) == ("ZSTD", "3")  # bench/codecs.py
             tags = src.tags()
         assert tags["QUANTITY"] == quantity
         assert tags["ACQUISITION_START"] == "2021-12-23T05:11:22.594441Z"

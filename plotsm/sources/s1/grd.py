@@ -111,7 +111,11 @@ def calibrate_grd(product_path: PathLike, out_dir: PathLike, *, dem: PathLike | 
         with ExitStack() as stack:
             stack.enter_context(bounded_gdal_cache())
             image = stack.enter_context(_open_measurement(product))
-            sig_dst, theta_dst = (stack.enter_context(write_geotiff_atomic(p, profile, cog=True)) for p in paths)
+            # ZSTD level 9 with the floating-point predictor: lossless, as small as deflate, and decoded 1.8× faster
+            # (python bench/codecs.py: 86 against 48 Mpx/s on one thread), which is what the series pays per date
+            sig_dst, theta_dst = (stack.enter_context(write_geotiff_atomic(p, profile, cog=True, compress="zstd",
+                                                                           level=9, predictor=3))
+                                  for p in paths)
             for done, (r0, c0) in enumerate(blocks, 1):
                 win = Window(c0, r0, min(block, target.width - c0), min(block, target.height - r0))
                 pos = geocoder.positions(_sub_grid(target, win))

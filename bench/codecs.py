@@ -1,0 +1,97 @@
+"""Which lossless codec to write σ⁰ with: file size, write time and the time to read it back, per codec.
+
+    python bench/codecs.py [--size 4096]
+
+The series stage decodes σ⁰ (and θ) for every acquisition, so the codec of the analysis-ready rasters sets the
+floor of its speed. A synthetic σ⁰ raster like the ones `s1 calibrate` writes — float32 linear power, log-normal
+speckle around a field pattern (4.4 looks, as a 10 m GRD pixel), NaN outside a slanted swath edge — is written
+tiled (512 px) with each codec and read back in full on one thread (best of 3). Lossless only: LERC with
+``max_z_error`` 0. Printed: size (% of raw float32), write and read seconds, read speed and its ratio to reading
+the uncompressed file; every codec's pixels are checked equal to the source, bit for bit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import best_of  # noqa: E402
+
+CODECS: list[tuple[str, dict[str, object]]] = [
+    ("none", {"compress": "none"}),
+    ("deflate, predictor 3, level 6 (plotsm today)", {"compress": "deflate", "predictor": 3, "zlevel": 6}),
+    ("deflate, predictor 3, level 1", {"compress": "deflate", "predictor": 3, "zlevel": 1}),
+    ("deflate, no predictor, level 6", {"compress": "deflate", "predictor": 1, "zlevel": 6}),
+    ("zstd, predictor 3, level 1", {"compress": "zstd", "predictor": 3, "zstd_level": 1}),
+    ("zstd, predictor 3, level 9", {"compress": "zstd", "predictor": 3, "zstd_level": 9}),
+    ("zstd, predictor 2, level 1", {"compress": "zstd", "predictor": 2, "zstd_level": 1}),
+    ("lerc (max_z_error 0)", {"compress": "lerc", "max_z_error": 0}),
+    ("lerc_zstd (max_z_error 0)", {"compress": "lerc_zstd", "max_z_error": 0}),
+    ("lzw, predictor 3", {"compress": "lzw", "predictor": 3}),
+]
+
+
+def sigma0(size: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(0.02, 0.2, size=(size // 40 + 2, size // 40 + 2))
+    fields = np.kron(coarse, np.ones((40, 40)))[:size, :size]
+    looks = 4.4
+    speckle = rng.gamma(looks, 1.0 / looks, size=(size, size))
+    out = (fields * speckle).astype(np.float32)
+    rows, cols = np.indices((size, size))
+    out[cols < 0.15 * rows] = np.nan  # the swath's slanted edge
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=4096)
+    args = parser.parse_args()
+    data = sigma0(args.size)
+    raw = data.nbytes
+    profile = {"driver": "GTiff", "width": args.size, "height": args.size, "count": 1, "dtype": "float32",
+               "crs": "EPSG:32631", "transform": Affine(10, 0, 300000, 0, -10, 5000000), "nodata": np.nan,
+               "tiled": True, "blockxsize": 512, "blockysize": 512}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="plotsm-codecs-") as tmp:
+        for name, options in CODECS:
+            path = Path(tmp) / f"{len(rows)}.tif"
+            try:
+                t0 = time.perf_counter()
+                with rasterio.open(path, "w", **profile, **options) as dst:
+                    dst.write(data, 1)
+                write_s = time.perf_counter() - t0
+            except rasterio.errors.RasterioError as exc:
+                rows.append((name, None, None, None, f"not supported here: {exc}"))
+                continue
+
+            def read(p: Path = path) -> np.ndarray:
+                with rasterio.open(p) as src:
+                    return src.read(1)
+
+            back = read()
+            same = np.array_equal(back.view(np.uint32), data.view(np.uint32))
+            read_s = best_of(read, 3)
+            rows.append((name, path.stat().st_size / raw, write_s, read_s, "" if same else "NOT LOSSLESS"))
+    base = next(r[3] for r in rows if r[0] == "none")
+    mpx = args.size * args.size / 1e6
+    print(f"σ⁰ float32 {args.size}² px ({mpx:.1f} Mpx, {raw / 1e6:.0f} MB raw), 512 px tiles, one thread, best of 3")
+    print(f"{'codec':<46}{'size':>8}{'write s':>9}{'read s':>8}{'Mpx/s':>8}{'read/none':>10}")
+    for name, size, write_s, read_s, note in rows:
+        if size is None:
+            print(f"{name:<46}  {note}")
+            continue
+        print(f"{name:<46}{size:>7.0%}{write_s:>9.2f}{read_s:>8.3f}{mpx / read_s:>8.0f}{read_s / base:>10.2f}"
+              + (f"  {note}" if note else ""))
+
+
+if __name__ == "__main__":
+    main()
