@@ -81,7 +81,7 @@ def export_moisture(
     _check_target(out, format, row_group_size)
     if layout not in LAYOUTS:
         raise UsageError(f"layout {layout!r}: expected one of {', '.join(LAYOUTS)}.")
-    day = _parse_date(date)
+    day = parse_date(date)
     if isinstance(store_or_path, Store):
         frame = moisture_frame(store_or_path, day)
     else:
@@ -162,7 +162,7 @@ def _check_target(out: Path, format: str, row_group_size: int) -> None:  # noqa:
         raise UsageError(f"row_group_size {row_group_size}: must be at least 1.")
 
 
-def _parse_date(value: str | Date | None) -> Date | None:
+def parse_date(value: str | Date | None) -> Date | None:
     if isinstance(value, datetime):
         return value.date()
     if value is None or isinstance(value, Date):
@@ -173,7 +173,7 @@ def _parse_date(value: str | Date | None) -> Date | None:
         raise UsageError(f"--date {value!r}: expected an ISO date such as 2024-04-06.") from None
 
 
-__all__ = ["DEFAULT_ROW_GROUP_SIZE", "FORMATS", "GPKG_LAYER", "export_moisture", "hilbert_order", "moisture_frame"]
+__all__ = ["DEFAULT_ROW_GROUP_SIZE", "FORMATS", "GPKG_LAYER", "export_moisture", "hilbert_order", "moisture_frame", "parse_date"]
 
 
 def wide_frame(long: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from plotsm.cli.console import err, info, out, state
-from plotsm.cli.progress import progress, transfer_progress
+from plotsm.cli.progress import progress, stage_reporter, transfer_progress
 
 #: Environment variables naming the services when --stac-url / --geodes-url / --odata-url / --token-url are not
 #: given.
@@ -86,12 +86,7 @@ def search(
     info(escape(f"searching {where}, {query.start} to {query.end}"))
 
     with progress() as bar:
-        tasks: dict[str, Any] = {}
-
-        def report(what: str, done: int, total: int) -> None:
-            if what not in tasks:
-                tasks[what] = bar.add_task(f"searching {what}", total=None)
-            bar.update(tasks[what], completed=done, total=total or None)
+        report = stage_reporter(bar, "searching {}")
 
         results = search_products(area, query, stac_url=urls.get("cdse", CDSE_STAC_URL),
                                   geodes_url=urls.get("geodes", GEODES_STAC_URL), progress=report,

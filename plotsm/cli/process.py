@@ -21,7 +21,8 @@ from plotsm.cli.acquire import (
     ENV_TOKEN_URL,
 )
 from plotsm.cli.console import err, info, out, state
-from plotsm.cli.progress import progress
+from plotsm.cli.progress import progress, stage_reporter
+from plotsm.cli.segment import parse_classes
 
 #: Defaults of the options that are not given on the command line nor in --config.
 DEFAULTS: dict[str, Any] = {
@@ -183,14 +184,8 @@ def _settings(o: dict[str, Any]) -> Any:
                          rain_day_mm=o["rain_day_mm"]),
         weather_csv=o["weather_csv"], weather=o["weather"], weather_url=o["weather_url"], id_field=o["id_field"],
         parcels_crs=o["parcels_crs"], parcels_layer=o["parcels_layer"], area=o["area"],
-        segment=_segment_settings(o), mask=o["mask"], mask_classes=tuple(_classes(o["mask_classes"])),
+        segment=_segment_settings(o), mask=o["mask"], mask_classes=tuple(parse_classes(o["mask_classes"])),
         mask_min_frac=o["mask_min_frac"])
-
-
-def _classes(text: str) -> list[int]:
-    from plotsm.cli.segment import _classes as parse
-
-    return parse(text)
 
 
 def _segment_settings(o: dict[str, Any]) -> Any:
@@ -235,12 +230,7 @@ def _run(settings: Any) -> None:
             out.print(f"{acquisition_id} {kind}: {escape(detail)}", highlight=False)
 
     with progress() as bar:
-        tasks: dict[str, Any] = {}
-
-        def report(what: str, done: int, total: int) -> None:
-            if what not in tasks:
-                tasks[what] = bar.add_task(what, total=None)
-            bar.update(tasks[what], completed=done, total=total or None)
+        report = stage_reporter(bar)
 
         try:
             result = process(settings, notify=notify, progress=report, event=event, download_progress=report)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.progress import (
@@ -37,6 +38,19 @@ def progress() -> Any:
         disable=state.quiet or not err.is_terminal,
         transient=False,
     )
+
+
+def stage_reporter(bar: Any, label: str = "{}") -> Callable[[str, int, int], None]:
+    """A :data:`plotsm.progress.Progress` callback drawing one task of ``bar`` per stage name (``label`` formats
+    the name shown: ``"searching {}"``), its total unknown until the stage gives one."""
+    tasks: dict[str, Any] = {}
+
+    def report(what: str, done: int, total: int) -> None:
+        if what not in tasks:
+            tasks[what] = bar.add_task(label.format(what), total=None)
+        bar.update(tasks[what], completed=done, total=total or None)
+
+    return report
 
 
 def transfer_progress() -> Any:

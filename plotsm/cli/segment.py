@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
 
 from plotsm.cli.console import info, out
-from plotsm.cli.progress import progress
+from plotsm.cli.progress import progress, stage_reporter
 
 
 def segment(
@@ -41,17 +41,12 @@ def segment(
     settings = SegmentSettings(merge_ndvi=merge_ndvi, merge_scale_ha=merge_scale_ha, min_area_ha=min_area_ha, marker_ndvi=marker_ndvi,
                                tile_px=tile_px, halo_px=min(16, tile_px // 2), workers=workers)
     encoding = Encoding(ndvi_scale=ndvi_scale, ndvi_offset=ndvi_offset, ndvi_nodata=parse_nodata(ndvi_nodata, "--ndvi-nodata"))
-    classes = _classes(mask_classes)
+    classes = parse_classes(mask_classes)
     from plotsm.atomic import writable_file
 
     writable_file(out_path, "--out")
     with progress() as bar:
-        tasks: dict[str, Any] = {}
-
-        def report(what: str, done: int, total: int) -> None:
-            if what not in tasks:
-                tasks[what] = bar.add_task(what, total=None)
-            bar.update(tasks[what], completed=done, total=total or None)
+        report = stage_reporter(bar)
 
         plots = segment_ndvi(ndvi, settings, mask=mask, mask_classes=classes, mask_min_frac=mask_min_frac,
                              encoding=encoding, progress=report)
@@ -65,7 +60,8 @@ def segment(
               highlight=False, soft_wrap=True)
 
 
-def _classes(text: str) -> list[int]:
+def parse_classes(text: str) -> list[int]:
+    """``--mask-classes`` text (``40`` or ``30,40``) → the classes; UsageError otherwise."""
     from plotsm.errors import UsageError
 
     try:

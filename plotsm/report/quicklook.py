@@ -23,7 +23,7 @@ from shapely import box
 
 from plotsm.atomic import atomic_path, writable_dir
 from plotsm.errors import UsageError, option
-from plotsm.export import _parse_date, moisture_frame
+from plotsm.export import parse_date, moisture_frame
 from plotsm.report.rasters import projected_crs
 from plotsm.store import Store
 
@@ -64,7 +64,7 @@ def quicklook_png(
     listing the available dates; a date with several needs ``acquisition`` (one of their ids). ``vmin``/``vmax``:
     the colour scale in vol.% (default :data:`DEFAULT_RANGE`).
     """
-    day = _parse_date(date)
+    day = parse_date(date)
     if day is None:
         raise UsageError(f"{option('date')}: a UTC date is required, such as 2024-04-06.")
     low, high = DEFAULT_RANGE[0] if vmin is None else vmin, DEFAULT_RANGE[1] if vmax is None else vmax

@@ -46,7 +46,7 @@ from rasterio.features import rasterize
 
 from plotsm.atomic import atomic_path, writable_dir
 from plotsm.errors import InputError, UsageError, option
-from plotsm.export import _parse_date, moisture_frame
+from plotsm.export import parse_date, moisture_frame
 from plotsm.raster import Grid
 from plotsm.store import Store
 
@@ -102,7 +102,7 @@ def export_cogs(
     file.
     """
     check_options(encoding, grid, res)
-    day = _parse_date(date)
+    day = parse_date(date)
     with Store(Path(out_dir), read_only=True) as store:
         frame = moisture_frame(store, day)
     target = make_grid(frame, encoding, res) if grid is None else Grid.from_raster(grid)
