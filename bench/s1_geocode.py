@@ -9,11 +9,14 @@ that grid as its DEM file, since it geocodes onto the DEM's grid).
 - plotsm: σ⁰ with thermal-noise removal, bilinear, and the incidence angle, two float32 GeoTIFFs;
 - sarsen 0.9.6: β⁰ without noise removal, nearest (its default), one float32 GeoTIFF, dask threads.
 
-Prints wall time, map pixels per second and the ratio; also plotsm's time split (DEM / positions / reading and
-calibrating the DN window at the positions / incidence) from one profiled block.
+Prints wall time, map pixels per second and the ratio to sarsen and to the floor (reading the GRD's VV measurement
+in full); the geocoding lookup's build time, step, heights and self-check; plotsm's time split on one block
+(DEM / positions and θ from the lookup / reading and calibrating the DN window at the positions); with ``--exact``
+the exact per-pixel solve of that block against the lookup (time and largest difference).
 
     python bench/s1_geocode.py            # 30 km square: 9 Mpx
     python bench/s1_geocode.py --km 10    # quick
+    python bench/s1_geocode.py --km 100 --no-sarsen --exact   # a full tile grid (104.6 Mpx)
 """
 
 from __future__ import annotations
@@ -90,6 +93,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--km", type=float, default=30.0, help="side of the square area, km")
     ap.add_argument("--no-sarsen", action="store_true", help="skip the sarsen run")
+    ap.add_argument("--threads", type=int, default=None, help="blocks computed at once (default: the CPUs, ≤ 4)")
+    ap.add_argument("--exact", action="store_true", help="also time the exact solve of one block against the lookup")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     warnings.simplefilter("ignore")
@@ -103,33 +108,55 @@ def main() -> None:
     shutil.rmtree(run, ignore_errors=True)
     run.mkdir()
     t = time.perf_counter()
-    result = calibrate_grd(safe, run, dem=dem, geoid_offset_m=0.0)
+    result = calibrate_grd(safe, run, dem=dem, geoid_offset_m=0.0, threads=args.threads)
     t_plotsm = time.perf_counter() - t
     n = result.grid.width * result.grid.height
     print(f"grid {result.grid.width} × {result.grid.height} = {n / 1e6:.1f} Mpx at 10 m (UTM 33N)")
-    print(f"plotsm calibrate_grd : {t_plotsm:7.2f} s  {n / t_plotsm / 1e6:6.2f} Mpx/s  (σ⁰ + noise removal + θ, "
+    print(f"plotsm calibrate_grd ({args.threads or 'default'} threads): {t_plotsm:7.2f} s  {n / t_plotsm / 1e6:6.2f} Mpx/s  (σ⁰ + noise removal + θ, "
           f"bilinear)  peak RSS {peak_rss_gb():.2f} GB")
 
-    # time split on one 1024² block
+    # the floor: reading the GRD's VV measurement in full (uncompressed and striped, as ESA writes it)
+    t = time.perf_counter()
+    with rasterio.open(next((safe / "measurement").glob("*.tiff"))) as src:
+        for r in range(0, src.height, 1024):
+            src.read(1, window=Window(0, r, src.width, min(1024, src.height - r)))
+    t_floor = time.perf_counter() - t
+    print(f"floor: reading the VV measurement ({N_LINES} × {N_SAMPLES} uint16): {t_floor:.2f} s; "
+          f"calibrate_grd / floor = {t_plotsm / t_floor:.1f}")
+
+    # where the time goes: the lookup's build, then one 1024² block step by step
     from plotsm.sources.s1.geocode import EllipsoidIncidence, TerrainGeocoder
-    from plotsm.sources.s1.grd import _open_measurement, _sub_grid, sample_sigma0
+    from plotsm.sources.s1.grd import _open_measurement, _sub_grid, position_lookup, sample_sigma0
     from plotsm.sources.s1.lut import read_calibration, read_noise
     from plotsm.sources.s1.product import open_grd_product
 
     with open_grd_product(safe) as p:
         geo = TerrainGeocoder(p, dem, geoid_offset_m=0.0)
-        inc = EllipsoidIncidence(p)
         lut, noise = read_calibration(p.calibration), read_noise(p.noise)
-        sub = _sub_grid(result.grid, Window(0, 0, min(1024, result.grid.width), min(1024, result.grid.height)))
+        t = time.perf_counter()
+        lookup = position_lookup(geo, result.grid)
+        t_build = time.perf_counter() - t
+        assert lookup is not None
+        print(f"lookup: built in {t_build:.2f} s (step {lookup.step} px, {lookup.n_levels} heights, degrees "
+              f"{lookup.degrees}, self-check {lookup.max_error_px:.4f} px)")
+        g = result.grid
+        r0, c0 = max(g.height // 2 - 512, 0), max(g.width // 2 - 512, 0)  # the centre block: inside the image
+        sub = _sub_grid(g, Window(c0, r0, min(1024, g.width - c0), min(1024, g.height - r0)))
         with _open_measurement(p) as image:
             steps = {}
             t = time.perf_counter(); h = geo.heights(sub); steps["DEM onto grid"] = time.perf_counter() - t
-            t = time.perf_counter(); pos = geo.positions(sub, h); steps["positions (sarsen)"] = time.perf_counter() - t
+            t = time.perf_counter(); pos, theta = lookup.positions(r0, c0, h); steps["positions + θ (lookup)"] = time.perf_counter() - t
             t = time.perf_counter(); sample_sigma0(image, pos, lut, noise)
             steps["read DN + σ⁰ at positions"] = time.perf_counter() - t
-            t = time.perf_counter(); inc(pos); steps["incidence"] = time.perf_counter() - t
+            if args.exact:
+                t = time.perf_counter(); exact = geo.positions(sub, h); t_exact = time.perf_counter() - t
+                inc = EllipsoidIncidence(p)(exact)
+                print(f"exact solve of the block (sarsen, every pixel): {t_exact:.2f} s, "
+                      f"{t_exact / steps['positions + θ (lookup)']:.0f}× the lookup; largest difference "
+                      f"line {np.nanmax(np.abs(pos.lines - exact.lines)):.4f} px, pixel "
+                      f"{np.nanmax(np.abs(pos.pixels - exact.pixels)):.4f} px; θ {np.nanmax(np.abs(theta - inc)):.5f}°")
     total = sum(steps.values())
-    print(f"one {sub.width}×{sub.height} block: " + ", ".join(f"{k} {v / total:.0%}" for k, v in steps.items()))
+    print(f"one {sub.width}×{sub.height} block ({total:.3f} s): " + ", ".join(f"{k} {v / total:.0%}" for k, v in steps.items()))
 
     if args.no_sarsen:
         return

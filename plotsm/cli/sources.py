@@ -86,6 +86,8 @@ def s1_calibrate(
     geoid_offset: Annotated[Optional[float], typer.Option("--geoid-offset", help="Geoid undulation (m) added to DEM heights (SRTM is EGM96); default: from PROJ if it has the grid, else 0 with a warning.")] = None,
     dem_nodata: Annotated[Optional[str], typer.Option("--dem-nodata", metavar="VALUE|none", help="DEM height that means no data (e.g. 0 for SRTM voids filled with 0): those map pixels get no σ⁰. none: all values are real heights (no check). Default: a DEM without nodata tag is checked and warned about.")] = None,
     no_denoise: Annotated[bool, typer.Option("--no-denoise", help="Skip thermal-noise removal.")] = False,
+    overviews: Annotated[bool, typer.Option("--overviews", help="Add overviews to both outputs, for viewing (plotsm reads them in full; building overviews costs more than compressing).")] = False,
+    exact_geocoding: Annotated[bool, typer.Option("--exact-geocoding", help="Solve the radar position of every map pixel (sarsen's zero-Doppler solve) instead of looking it up in a lattice of such solves (within 0.05 px, checked on every run); the reference, about 50× slower.")] = False,
 ) -> None:
     """Calibrate (σ⁰ LUT), remove thermal noise and geocode a GRD product; outputs feed `plotsm run`."""
     from plotsm.atomic import check_destination
@@ -120,7 +122,7 @@ def s1_calibrate(
         task = bar.add_task("s1 calibrate", total=None)
         result = calibrate_grd(product, out_dir, dem=dem, grid=grid, crs=crs, res=res, bounds_lonlat=bounds,  # type: ignore[arg-type]
                                geoid_offset_m=geoid_offset, denoise=not no_denoise, dem_nodata=nodata,
-                               announce=announce,
+                               announce=announce, exact=exact_geocoding, overviews=overviews,
                                progress=lambda done, total: bar.update(task, completed=done, total=total,
                                                                        description="s1 calibrate blocks"))
     out.print(f"{result.geocoding} geocoding, {result.grid.width}×{result.grid.height} px, {result.n_valid} valid, "

@@ -51,6 +51,7 @@ GEOTIFF_PROFILE: dict[str, Any] = {
 #: Creation option that sets the level of each codec plotsm uses (GDAL GTiff driver).
 _LEVEL_OPTION = {"deflate": "zlevel", "zstd": "zstd_level", "lzma": "lzma_preset", "jpeg": "jpeg_quality",
                  "webp": "webp_level"}
+_CODEC_OPTIONS = {"compress", "predictor", "max_z_error", *_LEVEL_OPTION.values()}
 
 #: Blocks waiting for the writer thread of :func:`write_windows`: 2 lets one block be computed while one is
 #: compressed, with one in hand; more would only add memory.
@@ -65,21 +66,23 @@ def bounded_gdal_cache() -> rasterio.Env:
 @contextmanager
 def write_geotiff_atomic(path: str | os.PathLike[str], profile: dict[str, Any],
                          overviews: Resampling | None = Resampling.average, *, compress: str = "deflate",
-                         level: int | None = None, predictor: int | None = None,
+                         level: int | None = None, predictor: int | None = None, max_z_error: float | None = None,
                          cog: bool = False) -> Iterator[Any]:
     """Open ``path`` for writing through a temporary file in the same directory, renamed into place on success.
 
     ``profile`` gives at least crs, transform, width, height, count, dtype and nodata; the tiling of
     :data:`GEOTIFF_PROFILE` is added, with ``compress`` (a GDAL codec: ``"deflate"``, ``"zstd"``, ``"lzw"``, …) at
     ``level`` (the codec's default when ``None``) and ``predictor`` (1 none, 2 horizontal, 3 floating point;
-    ``None``: 3 for float rasters, none otherwise). On any error the temporary file is removed and ``path`` is
+    ``None``: 3 for float rasters, none otherwise); ``max_z_error``: the largest error LERC codecs may make (in the
+    raster's unit; 0 = lossless). On any error the temporary file is removed and ``path`` is
     left as it was. Overviews (factors 2, 4, … until the smaller side fits in one tile) are built with
     ``overviews`` resampling before the rename; ``None`` skips them. The temporary name carries this process's
     id (:mod:`plotsm.atomic`), and stale temporary files of ``path`` left by a killed writer are removed first.
 
-    ``cog=True`` makes a true Cloud Optimized GeoTIFF: the pixels are written to the temporary GeoTIFF, then
-    GDAL's COG driver copies it (overviews first, then the tiles, as the COG layout requires, which a file
-    written in place cannot do) into a second temporary file that is renamed into place. Tags are carried over.
+    ``cog=True`` makes a true Cloud Optimized GeoTIFF: the pixels are written uncompressed to the temporary
+    GeoTIFF, then GDAL's COG driver copies it (overviews first, then the tiles, as the COG layout requires, which
+    a file written in place cannot do), compressing once with all CPUs, into a second temporary file that is
+    renamed into place. Tags are carried over.
     """
     out = Path(path)
     if not out.parent.is_dir():
@@ -92,12 +95,16 @@ def write_geotiff_atomic(path: str | os.PathLike[str], profile: dict[str, Any],
         meta[_LEVEL_OPTION[codec]] = level
     if predictor is not None:
         meta["predictor"] = predictor
-    elif str(meta["dtype"]).startswith("float"):
+    elif str(meta["dtype"]).startswith("float") and not str(meta["compress"]).lower().startswith("lerc"):
         meta.setdefault("predictor", 3)
+    if max_z_error is not None:
+        meta["max_z_error"] = max_z_error
+    # a COG is compressed once, by the COG driver's copy: the temporary file holds the raw pixels
+    first = {**{k: v for k, v in meta.items() if k not in _CODEC_OPTIONS}, "compress": "none"} if cog else meta
     with atomic_path(out) as tmp_path:  # the one atomic write of plotsm: temporary name, rename, clean-up
         tmp = str(tmp_path)
         try:
-            dst_ctx = rasterio.open(tmp, "w", **meta)
+            dst_ctx = rasterio.open(tmp, "w", **first)
         except RasterioIOError as exc:
             raise storage_error(out, OSError(errno.EACCES, str(exc))) from None
         try:
@@ -131,7 +138,9 @@ def _copy_as_cog(tmp: str, meta: dict[str, Any], overviews: Resampling | None) -
     for key in _LEVEL_OPTION.values():
         if key in meta:
             options["LEVEL"] = meta[key]
-    gdal_copy(tmp, tmp + ".cog", driver="COG", **options)
+    if "max_z_error" in meta:
+        options["MAX_Z_ERROR"] = meta["max_z_error"]
+    gdal_copy(tmp, tmp + ".cog", driver="COG", NUM_THREADS="ALL_CPUS", **options)
     os.replace(tmp + ".cog", tmp)
 
 

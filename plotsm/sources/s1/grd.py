@@ -2,26 +2,32 @@
 
 For each square block of the map grid (:data:`BLOCK` pixels a side):
 
-1. image coordinates (line, pixel) of its pixels — terrain geocoding over a DEM (:class:`.TerrainGeocoder`,
-   sarsen) or, without a DEM, GCP geocoding (:class:`.GcpGeocoder`);
+1. image coordinates (line, pixel) of its pixels — terrain geocoding over a DEM, looked up in a lattice of exact
+   solves made once for the whole grid (:class:`.PositionLookup`; ``exact=True``: :class:`.TerrainGeocoder`'s
+   sarsen solve at every pixel) or, without a DEM, GCP geocoding (:class:`.GcpGeocoder`);
 2. the DN window of the measurement under those coordinates is read and σ⁰ = max(DN² − N, 0) / A² is found at
    them (:func:`.calibrate_positions`): the window is calibrated with the σ⁰ and noise LUTs, (DN² − N) / A² is
    interpolated bilinearly at the map pixels' coordinates (a map pixel with a no-data neighbour, DN 0, is no
    data) and clipped to 0 there — the σ⁰ of the map pixel's bilinear DN² up to the LUTs' change within one
    image pixel (:mod:`.calibrate` gives the measured difference);
-3. the ellipsoid incidence angle there (:class:`.EllipsoidIncidence`).
+3. the ellipsoid incidence angle there (from the same lookup, or :class:`.EllipsoidIncidence` at the positions).
 
-Both rasters are float32 Cloud Optimized GeoTIFFs (GDAL's COG driver: deflate, overviews), NaN = no data,
-written through temporary files renamed at the end (nothing half-written survives a failure), tagged with the acquisition (:meth:`.GrdProduct.tags`), ``GEOCODING``
-(``terrain`` or ``gcp``), ``INCIDENCE=ellipsoid``, the DEM, and the count of samples clipped to 0 by noise
-removal. File names: ``<platform>_<YYYYMMDDTHHMMSS>_<A|D><relative orbit>_<pol>_sigma0.tif`` and ``…_theta.tif``.
+Both rasters are float32 Cloud Optimized GeoTIFFs (GDAL's COG driver; σ⁰ lossless ZSTD, θ LERC within
+:data:`THETA_MAX_ERROR_DEG`; overviews on request), NaN = no data, written through temporary files renamed at the
+end (nothing half-written survives a failure), tagged with the acquisition (:meth:`.GrdProduct.tags`),
+``GEOCODING`` (``terrain`` or ``gcp``; ``GEOCODING_METHOD`` ``lookup`` or ``exact`` and the lookup's step and
+self-check), ``INCIDENCE=ellipsoid``, the DEM, ``THETA_MAX_ERROR_DEG`` and the count of samples clipped to 0 by
+noise removal. File names: ``<platform>_<YYYYMMDDTHHMMSS>_<A|D><relative orbit>_<pol>_sigma0.tif`` and ``…_theta.tif``.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import warnings
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +36,10 @@ from typing import Any
 import numpy as np
 from affine import Affine
 from numpy.typing import NDArray
+from rasterio.enums import Resampling
 from rasterio.windows import Window
 from scipy.ndimage import map_coordinates
+from threadpoolctl import threadpool_limits
 
 from plotsm.atomic import writable_dir
 from plotsm.errors import DataWarning, InputError
@@ -42,6 +50,7 @@ from plotsm.sources.dem import DemNodata
 from plotsm.sources.s1.calibrate import calibrate_positions
 from plotsm.sources.s1.geocode import (EllipsoidIncidence, GcpGeocoder, RadarPositions, TerrainGeocoder,
                                        default_grid)
+from plotsm.sources.s1.lookup import PositionLookup
 from plotsm.sources.s1.lut import LUT, NoiseLUT, read_calibration, read_noise
 from plotsm.sources.s1.product import GrdProduct, open_grd_product
 
@@ -50,6 +59,13 @@ PathLike = str | os.PathLike[str]
 #: Side of the square map blocks processed at once (pixels). A 1024² block at 10 m maps to about 1300 × 1300
 #: image pixels of a GRD (its rows are slanted by the ~13° heading), so a block needs ~100 MB.
 BLOCK = 1024
+#: Metres added below and above the DEM's height range for the geocoding lookup's levels (the geoid undulation
+#: is taken at the grid's corners and centre; between them it may reach a little further).
+HEIGHT_MARGIN_M = 10.0
+#: Most threads computing blocks at once by default.
+MAX_THREADS = 4
+#: Largest error of the stored incidence angle, degrees [D]: LERC's bound, half the 0.01° plotsm promises.
+THETA_MAX_ERROR_DEG = 0.005
 
 
 @dataclass(frozen=True)
@@ -75,7 +91,8 @@ def calibrate_grd(product_path: PathLike, out_dir: PathLike, *, dem: PathLike | 
                   bounds_lonlat: tuple[float, float, float, float] | None = None,
                   geoid_offset_m: float | None = None, denoise: bool = True, polarisation: str = "VV",
                   block: int = BLOCK, progress: Progress | None = None, dem_nodata: DemNodata | str | int = None,
-                  announce: Callable[[Grid], None] | None = None) -> GrdOutputs:
+                  announce: Callable[[Grid], None] | None = None, exact: bool = False,
+                  overviews: bool = False, threads: int | None = None) -> GrdOutputs:
     """Calibrate, denoise and geocode one polarisation of a GRD product into ``out_dir``.
 
     ``grid`` (a :class:`Grid` or a raster whose grid to copy, e.g. an S2 band) wins over ``crs``/``res``/
@@ -84,7 +101,12 @@ def calibrate_grd(product_path: PathLike, out_dir: PathLike, *, dem: PathLike | 
     ``dem_nodata``: the DEM height that means no data when the DEM has no nodata tag
     (:func:`plotsm.sources.dem.check_dem_nodata`; recorded in the outputs' tags). ``announce(grid)`` is called
     once the output grid is known, before the work starts (its size bounds the time). ``out_dir`` is created
-    once the product has been read and verified, so a bad product leaves nothing behind.
+    once the product has been read and verified, so a bad product leaves nothing behind. Terrain geocoding looks
+    positions up in a lattice of exact solves (:class:`.PositionLookup`, checked against the exact solve); with
+    ``exact`` every map pixel is solved exactly (the reference, ~50× slower). ``overviews`` adds overviews to
+    both COGs for viewing (the series reads them in full, and building them costs more than compressing).
+    ``threads``: blocks computed at once (default: the CPUs, at most :data:`MAX_THREADS`; 1 when the caller
+    runs several products in parallel already).
     """
     out = Path(out_dir)
     with open_grd_product(product_path, polarisation) as product:
@@ -93,6 +115,7 @@ def calibrate_grd(product_path: PathLike, out_dir: PathLike, *, dem: PathLike | 
             announce(target)
         writable_dir(out)
         lut, noise = read_calibration(product.calibration), read_noise(product.noise) if denoise else None
+        lookup: PositionLookup | None = None
         if dem is None:
             warnings.warn(DataWarning(f"{product.source}: no DEM given; geocoding with the annotation GCPs, without "
                                       f"terrain correction. Pass --dem for terrain geocoding."), stacklevel=2)
@@ -101,6 +124,7 @@ def calibrate_grd(product_path: PathLike, out_dir: PathLike, *, dem: PathLike | 
         else:
             geocoder = TerrainGeocoder(product, dem, geoid_offset_m, dem_nodata=dem_nodata)
             geocoding = "terrain"
+            lookup = None if exact else position_lookup(geocoder, target)
         incidence = EllipsoidIncidence(product)
         stem = output_stem(product)
         paths = (out / f"{stem}_sigma0.tif", out / f"{stem}_theta.tif")
@@ -111,28 +135,57 @@ def calibrate_grd(product_path: PathLike, out_dir: PathLike, *, dem: PathLike | 
         with ExitStack() as stack:
             stack.enter_context(bounded_gdal_cache())
             image = stack.enter_context(_open_measurement(product))
-            # ZSTD level 9 with the floating-point predictor: lossless, as small as deflate, and decoded 1.8× faster
-            # (python bench/codecs.py: 86 against 48 Mpx/s on one thread), which is what the series pays per date
-            sig_dst, theta_dst = (stack.enter_context(write_geotiff_atomic(p, profile, cog=True, compress="zstd",
-                                                                           level=9, predictor=3))
-                                  for p in paths)
-            for done, (r0, c0) in enumerate(blocks, 1):
+            # σ⁰: ZSTD with the floating-point predictor, lossless, as small as deflate and decoded 1.8× faster
+            # (what the series pays per date); level 1 is as small as 9 and written 4× faster. θ: LERC within
+            # THETA_MAX_ERROR_DEG, 2 % of the raw size and decoded 2× faster than ZSTD (python bench/codecs.py)
+            pyramid = Resampling.average if overviews else None
+            sig_dst = stack.enter_context(write_geotiff_atomic(paths[0], profile, pyramid, cog=True, compress="zstd",
+                                                               level=1, predictor=3))
+            theta_dst = stack.enter_context(write_geotiff_atomic(paths[1], profile, pyramid, cog=True,
+                                                                 compress="lerc_zstd", max_z_error=THETA_MAX_ERROR_DEG))
+            shared, dem_lock = _Locked(image), threading.Lock()
+
+            def compute(corner: tuple[int, int]) -> tuple[Window, NDArray[np.float32], NDArray[np.float32], int]:
+                r0, c0 = corner
                 win = Window(c0, r0, min(block, target.width - c0), min(block, target.height - r0))
-                pos = geocoder.positions(_sub_grid(target, win))
-                sigma0, clipped = sample_sigma0(image, pos, lut, noise)
-                n_clipped += clipped
-                n_valid += int(np.isfinite(sigma0).sum())
-                sig_dst.write(sigma0, 1, window=win)
-                theta_dst.write(incidence(pos).astype(np.float32), 1, window=win)
-                if progress is not None:
-                    progress(done, len(blocks))
+                sub = _sub_grid(target, win)
+                if lookup is not None:
+                    # one DEM warp at a time: rasterio's reproject enters warnings.catch_warnings, which is not
+                    # thread-safe (two at once left an ignore-all filter behind, hiding the caller's warnings)
+                    with dem_lock:
+                        heights = lookup.geocoder.heights(sub)
+                    pos, theta = lookup.positions(r0, c0, heights)
+                else:
+                    pos = geocoder.positions(sub)
+                    theta = incidence(pos)
+                sigma0, clipped = sample_sigma0(shared, pos, lut, noise)
+                return win, sigma0, theta.astype(np.float32), clipped
+
+            # blocks are computed on `threads` threads (GDAL, BLAS and numpy's array loops release the GIL) and
+            # written here in order; the exact and GCP geocoders keep to one thread (sarsen's and GDAL's
+            # transformers are not known to be thread-safe)
+            n_threads = max(1, threads or min(os.cpu_count() or 1, MAX_THREADS)) if lookup is not None else 1
+            with ThreadPoolExecutor(n_threads) as pool, threadpool_limits(1, user_api="blas"):
+                for done, (win, sigma0, theta, clipped) in enumerate(_in_order(pool, compute, blocks, n_threads), 1):
+                    n_clipped += clipped
+                    n_valid += int(np.isfinite(sigma0).sum())
+                    sig_dst.write(sigma0, 1, window=win)
+                    theta_dst.write(theta, 1, window=win)
+                    if progress is not None:
+                        progress(done, len(blocks))
             dem_tags = geocoder.dem_nodata.tags() if isinstance(geocoder, TerrainGeocoder) else {}
+            if geocoding == "terrain":
+                dem_tags["GEOCODING_METHOD"] = "exact" if lookup is None else "lookup"
+            if lookup is not None:
+                dem_tags |= {"GEOCODING_LOOKUP_STEP_PX": str(lookup.step),
+                             "GEOCODING_LOOKUP_CHECK_PX": f"{lookup.max_error_px:.2g}"}
             tags = {**product.tags(), **dem_tags, "GEOCODING": geocoding, "INCIDENCE": "ellipsoid",
                     "DEM": os.path.basename(str(dem)) if dem is not None else "none",
                     "GEOID_OFFSET_M": "auto" if geoid_offset_m is None else str(geoid_offset_m),
                     "NOISE_REMOVED": str(denoise).lower(), "N_VALID": str(n_valid), "N_CLIPPED_NEGATIVE": str(n_clipped)}
             sig_dst.update_tags(**tags, QUANTITY="sigma0", UNIT="linear")
-            theta_dst.update_tags(**tags, QUANTITY="incidence_angle", UNIT="degree")
+            theta_dst.update_tags(**tags, QUANTITY="incidence_angle", UNIT="degree",
+                                  THETA_MAX_ERROR_DEG=str(THETA_MAX_ERROR_DEG))
         if n_valid == 0:
             warnings.warn(DataWarning(f"{product.source}: no valid σ⁰ pixel on the grid ({target.width}×"
                                       f"{target.height}); does the grid overlap the acquisition?"), stacklevel=2)
@@ -142,6 +195,14 @@ def calibrate_grd(product_path: PathLike, out_dir: PathLike, *, dem: PathLike | 
                           stacklevel=2)
         return GrdOutputs(sigma0=paths[0], theta=paths[1], grid=target, geocoding=geocoding, n_valid=n_valid,
                           n_clipped=n_clipped)
+
+
+def position_lookup(geocoder: TerrainGeocoder, grid: Grid) -> PositionLookup | None:
+    """The geocoding lookup :func:`calibrate_grd` uses on ``grid`` (None when the DEM has no height under it)."""
+    heights = geocoder.height_range(grid)
+    if heights is None:
+        return None
+    return PositionLookup(geocoder, grid, (heights[0] - HEIGHT_MARGIN_M, heights[1] + HEIGHT_MARGIN_M))
 
 
 def sample_sigma0(image: Any, pos: RadarPositions, lut: LUT,
@@ -187,6 +248,31 @@ def _dn_under(image: Any, pos: RadarPositions, dtype: str | None = None) -> tupl
     except Exception as exc:  # rasterio raises RasterioIOError / CPLE_* for a corrupt measurement
         raise InputError(f"{image.name}: cannot read the measurement ({exc}). Download the product again.") from None
     return dn, r0, c0
+
+
+class _Locked:
+    """The open measurement shared by the block threads: one read at a time (a GDAL dataset is not thread-safe;
+    reading the DN window is ~2 % of a block's time)."""
+
+    def __init__(self, image: Any) -> None:
+        self._image, self._lock = image, threading.Lock()
+        self.height, self.width, self.name = image.height, image.width, image.name
+
+    def read(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return self._image.read(*args, **kwargs)
+
+
+def _in_order(pool: ThreadPoolExecutor, fn: Callable[[Any], Any], items: list[Any], ahead: int) -> Iterator[Any]:
+    """``fn`` of each item on ``pool``, yielded in the items' order, with at most ``ahead`` + 1 running or done
+    and not yet taken (so memory stays a few blocks)."""
+    pending: deque[Future[Any]] = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) > ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def _open_measurement(product: GrdProduct) -> Any:
