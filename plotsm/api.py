@@ -115,7 +115,9 @@ def estimate_moisture(observations: pd.DataFrame, apriori: Literal["dry", "wet",
                       slope_given: bool | None = None) -> pd.DataFrame:
     """Moisture of every row of ``observations`` (:func:`observe`'s frame, or any frame with ``parcel_id``,
     ``theta_deg``, ``ndvi``, ``n_valid`` and ``vv_db`` or ``vv_linear_mean``): ``parcel_id``, ``mv_pct`` (vol.%,
-    NA unless ``status`` is ``ok``), ``network``, ``status``, ``model_version``, in the same order.
+    NA unless ``status`` is ``ok``), ``mv_std_pct`` (its posterior standard deviation under the network's training
+    noise model, vol.%, NA unless ``ok``), ``network``, ``status``, ``model_version``, ``method`` (``"single"``: one
+    date on its own), in the same order.
 
     ``apriori`` picks the network (dry → dry, wet → wet, none → all); ``masks`` the quality flags (defaults of
     ``plotsm run``). ``slope_given``: whether a parcel without a slope value is ``no_data`` (default: as

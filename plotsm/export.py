@@ -39,8 +39,11 @@ from plotsm.store import Store
 ExportFormat = Literal["geoparquet", "gpkg"]
 FORMATS: tuple[str, ...] = ("geoparquet", "gpkg")
 Layout = Literal["long", "wide"]
-#: ``long``: one row per (parcel, acquisition); ``wide``: one row per parcel, one ``mv_<acquisition_id>``
-#: column per acquisition (in time order; NULL where there is no estimate) and ``n_ok``, the estimates it has.
+#: ``long``: one row per (parcel, acquisition), with ``mv_std_pct`` and ``method``; ``wide``: one row per parcel,
+#: ``n_ok`` (the estimates it has), one ``mv_<acquisition_id>`` column per acquisition (in time order; NULL where
+#: there is no estimate), then one ``mv_std_<acquisition_id>`` column per acquisition, its posterior standard
+#: deviation (NULL where unknown). Which inversion made each value (``method``) is in the long layout only: it is
+#: the same for a whole acquisition but for the rare row the joint inversion left single-date.
 LAYOUTS: tuple[str, ...] = ("long", "wide")
 #: Rows per Parquet row group: tens of thousands, below the 150,000 the GeoParquet distribution guide caps at.
 DEFAULT_ROW_GROUP_SIZE = 50_000
@@ -178,15 +181,18 @@ __all__ = ["DEFAULT_ROW_GROUP_SIZE", "FORMATS", "GPKG_LAYER", "export_moisture",
 
 def wide_frame(long: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """One row per parcel of :func:`moisture_frame`'s frame: its geometry and attributes, ``n_ok``, then one
-    ``mv_<acquisition_id>`` column per acquisition in time order (NULL without an estimate)."""
+    ``mv_<acquisition_id>`` column per acquisition in time order (NULL without an estimate), then the
+    ``mv_std_<acquisition_id>`` columns of their uncertainties (:data:`LAYOUTS`)."""
     order = (long[["acquisition_id", "datetime_utc"]].drop_duplicates()
              .sort_values(["datetime_utc", "acquisition_id"])["acquisition_id"].tolist())
     values = long.pivot(index="parcel_id", columns="acquisition_id", values="mv_pct").reindex(columns=order)
     values.columns = [f"mv_{a}" for a in order]
+    stds = long.pivot(index="parcel_id", columns="acquisition_id", values="mv_std_pct").reindex(columns=order)
+    stds.columns = [f"mv_std_{a}" for a in order]
     per_acquisition = set(long.attrs["per_acquisition"])  # the columns of sql/export.sql (moisture_frame)
     keep = ["parcel_id", *[c for c in long.columns if c not in per_acquisition | {"parcel_id", "geometry"}],
             "geometry"]
     parcels = long[keep].drop_duplicates("parcel_id").set_index("parcel_id")
-    wide = parcels.join(values.notna().sum(axis=1).rename("n_ok")).join(values).reset_index()
+    wide = parcels.join(values.notna().sum(axis=1).rename("n_ok")).join(values).join(stds).reset_index()
     wide = wide[[c for c in wide.columns if c != "geometry"] + ["geometry"]]
     return gpd.GeoDataFrame(wide, geometry="geometry", crs=long.crs)

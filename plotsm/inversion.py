@@ -3,7 +3,13 @@
 Input: one row per parcel with the model inputs built in SQL (``sql/model_inputs.sql``): ``parcel_id``,
 ``theta_deg``, ``ndvi``, ``vv_db``, ``slope_deg`` (may be null when no slope raster is given) and ``n_valid``.
 Output: one row per input row, same order: ``parcel_id``, ``mv_pct`` (null unless status is ``ok``),
-``network``, ``status``, ``model_version``. The network runs once on the whole table; masks are vectorised.
+``mv_std_pct`` (the posterior standard deviation of a single-date estimate under the network's training noise
+model, :func:`plotsm.model.temporal.posterior_single`; null unless status is ``ok``), ``network``, ``status``,
+``model_version``, ``method`` (``"single"``). The network runs once on the whole table; masks are vectorised.
+
+Which inversion a run uses (:data:`INVERSIONS`, default :data:`DEFAULT_INVERSION`) is a run setting: ``temporal``
+adds, after the single-date estimates are stored, the joint inversion of each parcel's series
+(:mod:`plotsm.series.temporal_pass`, with :class:`TemporalSettings`).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import pandas as pd
 from plotsm.errors import UsageError, option
 from plotsm.model.infer import Network, load_network
 from plotsm.model.synth import SynthSettings
+from plotsm.model.temporal import TemporalSettings, posterior_single
 from plotsm.physics import db, forward
 
 #: Quality flags, in the order they are tested (the first that applies wins).
@@ -26,6 +33,16 @@ STATUSES = ("no_data", "too_few_pixels", "ndvi_above_max", "slope_above_max", "o
 
 #: a-priori moisture state → network name (science.md §6; "none" uses the full-range network).
 APRIORI_NETWORK = {"dry": "dry", "wet": "wet", "none": "all"}
+
+#: The inversions of a run (``plotsm run --inversion``): ``single``, the network on each date on its own;
+#: ``temporal``, then the joint inversion of each parcel's series over its window (issue 17).
+INVERSIONS = ("single", "temporal")
+#: The inversion of a run when none is given. Whether ``temporal`` may become the default is decided on the
+#: benchmark (bench/); change it here only.
+DEFAULT_INVERSION = "single"
+
+__all__ = ["APRIORI_NETWORK", "DEFAULT_INVERSION", "INVERSIONS", "STATUSES", "MaskSettings", "TemporalSettings",
+           "invert", "network_for", "single_std", "vv_domain_db"]
 
 
 @dataclass(frozen=True)
@@ -93,15 +110,32 @@ def invert(inputs: pd.DataFrame, network: Network | str, masks: MaskSettings = M
     status = np.select(conditions, list(STATUSES[:-1]), default="ok")
     ok = status == "ok"
     mv = np.full(len(inputs), np.nan)
+    std = np.full(len(inputs), np.nan)
     if ok.any():
         lo, hi = net.mv_range_pct
         mv[ok] = np.clip(net.predict(np.column_stack([theta[ok], ndvi[ok], vv_db[ok]])), lo, hi)
+        std[ok] = single_std(theta[ok], ndvi[ok], vv_db[ok], synth)
     return pd.DataFrame(
         {
             "parcel_id": inputs["parcel_id"].to_numpy(),
             "mv_pct": pd.array(mv, dtype="Float64"),  # NaN → <NA>, stored as SQL NULL
+            "mv_std_pct": pd.array(std, dtype="Float64"),
             "network": net.name,
             "status": status,
             "model_version": net.version,
+            "method": "single",
         }
     )
+
+
+def single_std(theta_deg: np.ndarray, ndvi: np.ndarray, vv_db: np.ndarray, synth: SynthSettings) -> np.ndarray:
+    """Posterior standard deviation (vol.%) of single-date estimates: :func:`plotsm.model.temporal.posterior_single`
+    under the network's training noise model; NaN where it gives none (not finite, or negative).
+
+    Until that function is implemented (it raises NotImplementedError, issue 17) the uncertainty is unknown: NaN,
+    stored as NULL, as for rows stored before it existed. Remove this fallback when it lands."""
+    try:
+        std = np.asarray(posterior_single(theta_deg, ndvi, vv_db, synth=synth).mv_std_pct, dtype=np.float64)
+    except NotImplementedError:
+        return np.full(len(theta_deg), np.nan)
+    return np.where(np.isfinite(std) & (std >= 0), std, np.nan)

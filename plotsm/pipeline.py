@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from plotsm.errors import InputError, UsageError, option
-from plotsm.inversion import MaskSettings
+from plotsm.inversion import DEFAULT_INVERSION, INVERSIONS, MaskSettings, TemporalSettings
 from plotsm.progress import Progress
 from plotsm.raster import ROLE_QUANTITY, Decoding, Encoding, Grid, format_bounds, inspect_raster
 from plotsm.store.tables import vv_db_of
@@ -31,7 +31,9 @@ class RunSettings:
 
     ``vv_unit`` is the unit σ⁰ is read in (decided from ``--vv-unit``, else the rasters' tags and names, by the
     catalogue); ``theta_unit``, ``ndvi_scale``, ``ndvi_offset`` and ``ndvi_nodata`` say how to read rasters whose
-    own metadata does not (:class:`plotsm.raster.Encoding`); None = as the files say.
+    own metadata does not (:class:`plotsm.raster.Encoding`); None = as the files say. ``inversion``: ``single``
+    (each date on its own) or ``temporal`` (then the joint inversion of each parcel's series, with ``temporal``'s
+    settings; :mod:`plotsm.series.temporal_pass`).
     """
 
     apriori: Literal["dry", "wet", "none"] = "none"
@@ -46,9 +48,13 @@ class RunSettings:
     ndvi_scale: float | None = None
     ndvi_offset: float | None = None
     ndvi_nodata: float | Literal["none"] | None = None
+    inversion: Literal["single", "temporal"] = DEFAULT_INVERSION  # type: ignore[assignment]  # one of INVERSIONS
+    temporal: TemporalSettings = field(default_factory=TemporalSettings)
 
     def __post_init__(self) -> None:
         self.encoding()  # checks the values
+        if self.inversion not in INVERSIONS:
+            raise UsageError(f"{option('inversion')} {self.inversion!r}: expected one of {', '.join(INVERSIONS)}")
 
     def encoding(self) -> Encoding:
         """How the input rasters are read (:func:`plotsm.raster.inspect_raster`)."""
@@ -56,13 +62,16 @@ class RunSettings:
                         ndvi_offset=self.ndvi_offset, ndvi_nodata=self.ndvi_nodata)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able settings; encoding options left to the files (None) are omitted, so the fingerprints of
-        acquisitions stored before these options existed stay valid."""
+        """JSON-able settings; encoding options left to the files (None) are omitted, and so is the inversion when
+        it is ``single`` (with its temporal settings), so the fingerprints of acquisitions stored before these
+        options existed stay valid; with ``temporal`` both are stored, so changing the method changes them."""
         d = asdict(self)
         d["masks"] = self.masks.to_dict()
         for key in ("theta_unit", "ndvi_scale", "ndvi_offset", "ndvi_nodata"):
             if d[key] is None:
                 del d[key]
+        if self.inversion == "single":
+            del d["inversion"], d["temporal"]
         return d
 
 

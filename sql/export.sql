@@ -3,7 +3,9 @@
 -- Parameters:
 --   $date  a UTC date (ISO, 2024-04-06) to keep only that day's acquisitions; NULL for all of them
 --
--- One row per (parcel, acquisition) with moisture, ordered by parcel_id then time. plotsm.export joins these
+-- One row per (parcel, acquisition) with moisture, ordered by parcel_id then time. mv_std_pct is the posterior
+-- standard deviation of mv_pct (vol.%; NULL unless 'ok', and for rows stored before schema 4); method says which
+-- inversion made the row: 'single' (one date) or 'temporal' (the joint inversion of the parcel's series). plotsm.export joins these
 -- rows to the parcels' geometries (in the parcels' CRS) to write GeoParquet or GeoPackage.
 SELECT
     m.parcel_id,
@@ -13,6 +15,8 @@ SELECT
     a.orbit_direction,
     a.relative_orbit,
     m.mv_pct,
+    m.mv_std_pct,
+    m.method,
     m.status,
     m.network,
     m.model_version,

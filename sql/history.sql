@@ -3,13 +3,16 @@
 -- Parameters:
 --   $parcel_id  the parcel (parcels.parcel_id, compared as text)
 --
--- One row per acquisition in which the parcel was observed. mv_pct is NULL unless status is 'ok'; status and
--- network are NULL for an acquisition written without moisture. vv_db, theta_deg, ndvi, slope_deg and n_valid
+-- One row per acquisition in which the parcel was observed. mv_pct and its posterior standard deviation
+-- mv_std_pct (vol.%) are NULL unless status is 'ok'; method is the inversion that made the row ('single' or
+-- 'temporal'); status, network and method are NULL for an acquisition written without moisture. vv_db, theta_deg, ndvi, slope_deg and n_valid
 -- are the model inputs; inputs is the acquisition's list of rasters ({role, path, sha256}) as JSON text.
 SELECT
     a.datetime_utc,
     o.acquisition_id,
     m.mv_pct,
+    m.mv_std_pct,
+    m.method,
     m.status,
     m.network,
     m.model_version,

@@ -4,7 +4,9 @@
 --
 -- Choice: the latest row is the parcel's most recent acquisition whatever its status, so a parcel masked on the
 -- last date shows that flag (mv_pct NULL) rather than an older value presented as current. The most recent
--- 'ok' estimate is given beside it (last_ok_mv_pct, last_ok_datetime_utc; NULL if the parcel never had one).
+-- 'ok' estimate is given beside it (last_ok_mv_pct, its posterior standard deviation last_ok_mv_std_pct,
+-- last_ok_datetime_utc; NULL if the parcel never had one). mv_std_pct (vol.%) and method ('single' or
+-- 'temporal') are those of the latest row.
 -- One row per parcel that has moisture, ordered by parcel_id. Ties in time are broken by acquisition_id.
 WITH ranked AS (
     SELECT
@@ -12,6 +14,8 @@ WITH ranked AS (
         a.datetime_utc,
         m.acquisition_id,
         m.mv_pct,
+        m.mv_std_pct,
+        m.method,
         m.status,
         m.network
     FROM moisture AS m
@@ -22,7 +26,7 @@ latest AS (
     QUALIFY row_number() OVER (PARTITION BY parcel_id ORDER BY datetime_utc DESC, acquisition_id DESC) = 1
 ),
 last_ok AS (
-    SELECT parcel_id, datetime_utc, mv_pct FROM ranked
+    SELECT parcel_id, datetime_utc, mv_pct, mv_std_pct FROM ranked
     WHERE status = 'ok'
     QUALIFY row_number() OVER (PARTITION BY parcel_id ORDER BY datetime_utc DESC, acquisition_id DESC) = 1
 )
@@ -31,9 +35,12 @@ SELECT
     l.datetime_utc,
     l.acquisition_id,
     l.mv_pct,
+    l.mv_std_pct,
+    l.method,
     l.status,
     l.network,
     k.mv_pct AS last_ok_mv_pct,
+    k.mv_std_pct AS last_ok_mv_std_pct,
     k.datetime_utc AS last_ok_datetime_utc
 FROM latest AS l
 LEFT JOIN last_ok AS k ON k.parcel_id = l.parcel_id

@@ -4,7 +4,8 @@
 -- Parameters:
 --   $acquisition_id  the acquisition (acquisitions.acquisition_id)
 --
--- One row per parcel, ordered by parcel_id. year and month are not columns: readers take them from the folder
+-- One row per parcel, ordered by parcel_id; mv_std_pct and method as in sql/export.sql. The joint inversion
+-- (--inversion temporal) rewrites the files of the acquisitions of each window it re-estimates. year and month are not columns: readers take them from the folder
 -- names (DuckDB: read_parquet('…/*/*/*.parquet', hive_partitioning = true); Arrow/Spark: hive partitioning).
 SELECT
     m.parcel_id,
@@ -15,6 +16,8 @@ SELECT
     a.relative_orbit,
     a.apriori,
     m.mv_pct,
+    m.mv_std_pct,
+    m.method,
     m.status,
     m.network,
     m.model_version,

@@ -1,4 +1,4 @@
--- plotsm store schema, version 3: parcels, acquisitions, per-parcel observations and moisture, runs.
+-- plotsm store schema, version 4: parcels, acquisitions, per-parcel observations and moisture, runs.
 --
 -- Applied by plotsm.store.Store on every open; every statement is idempotent (IF NOT EXISTS, ON CONFLICT DO
 -- NOTHING). The schema version lives in meta('schema_version') and must equal plotsm.store.SCHEMA_VERSION;
@@ -11,7 +11,7 @@ CREATE TABLE IF NOT EXISTS meta (
     key   VARCHAR PRIMARY KEY,
     value VARCHAR NOT NULL
 );
-INSERT INTO meta VALUES ('schema_version', '3') ON CONFLICT DO NOTHING;
+INSERT INTO meta VALUES ('schema_version', '4') ON CONFLICT DO NOTHING;
 
 -- One row per parcel of the current parcel set (Store.write_parcels; the rows it replaces go to parcels_retired).
 -- The CRS of geometry_wkb is meta('parcels_crs') as WKT2.
@@ -67,7 +67,7 @@ CREATE TABLE IF NOT EXISTS observations (
     PRIMARY KEY (parcel_id, acquisition_id)
 );
 
--- Moisture of one parcel at one acquisition, with its quality flag.
+-- Moisture of one parcel at one acquisition, with its quality flag, its uncertainty and how it was estimated.
 CREATE TABLE IF NOT EXISTS moisture (
     parcel_id      VARCHAR NOT NULL,
     acquisition_id VARCHAR NOT NULL,
@@ -76,8 +76,15 @@ CREATE TABLE IF NOT EXISTS moisture (
     status         VARCHAR NOT NULL CHECK (status IN
                        ('ok', 'ndvi_above_max', 'slope_above_max', 'too_few_pixels', 'no_data', 'outside_domain')),
     model_version  VARCHAR,
+    -- posterior standard deviation of mv_pct, vol.%, under the network's training noise model (v4); NULL unless
+    -- status = 'ok', and NULL for rows stored before version 4
+    mv_std_pct     DOUBLE CHECK (mv_std_pct IS NULL OR mv_std_pct >= 0),
+    -- the inversion that produced the row (v4): 'single' (one date on its own) or 'temporal' (the joint inversion
+    -- of the parcel's series, which rewrites mv_pct and mv_std_pct of 'ok' rows only)
+    method         VARCHAR NOT NULL DEFAULT 'single' CHECK (method IN ('single', 'temporal')),
     PRIMARY KEY (parcel_id, acquisition_id),
-    CHECK (status = 'ok' OR mv_pct IS NULL)
+    CHECK (status = 'ok' OR mv_pct IS NULL),
+    CHECK (status = 'ok' OR mv_std_pct IS NULL)
 );
 
 -- One row per plotsm command that wrote to the store.

@@ -42,7 +42,8 @@ def parcels(crs: str) -> gpd.GeoDataFrame:
 
 
 def moisture_of(acq_id: str):
-    """mv_pct = parcel number / 10 + 10 (A1) or + 20 (A2); every seventh parcel is flagged too_few_pixels."""
+    """mv_pct = parcel number / 10 + 10 (A1) or + 20 (A2); every seventh parcel is flagged too_few_pixels;
+    mv_std_pct = 2 (A1, single-date) or 1 + parcel number / 100 (A2, as the joint inversion would make it)."""
 
     def fn(inputs: pa.Table) -> pd.DataFrame:
         ids = np.array(inputs.column("parcel_id").to_pylist(), dtype=object)
@@ -52,6 +53,8 @@ def moisture_of(acq_id: str):
         return pd.DataFrame({
             "parcel_id": ids, "mv_pct": pd.array(np.where(masked, np.nan, mv), dtype="Float64"), "network": "all",
             "status": np.where(masked, "too_few_pixels", "ok"), "model_version": "test-1",
+            "mv_std_pct": np.where(masked, np.nan, 2.0 if acq_id == "A1" else 1 + number / 100),
+            "method": "single" if acq_id == "A1" else "temporal",
         })
 
     return fn
@@ -100,9 +103,11 @@ def test_geoparquet_read_back_by_geopandas(utm, utm_parquet: Path):
     assert str(back["datetime_utc"].dt.tz) == "UTC"
     one = back[(back["parcel_id"] == "15") & (back["acquisition_id"] == "A2")].iloc[0]
     assert (one["mv_pct"], one["status"], one["crop"], one["attr_status"]) == (21.5, "ok", "maize", "declared")
+    assert (one["mv_std_pct"], one["method"]) == (1.15, "temporal")
     assert one["datetime_utc"] == pd.Timestamp("2024-04-18T17:49:12Z")
     masked = back[back["parcel_id"] == "14"]
     assert masked["status"].eq("too_few_pixels").all() and masked["mv_pct"].isna().all()
+    assert masked["mv_std_pct"].isna().all() and masked["method"].tolist() == ["single", "temporal"]
 
 
 def test_geoparquet_layout(utm_parquet: Path):
@@ -189,9 +194,20 @@ def test_gpkg_round_trip(utm, tmp_path: Path):
     assert shapely.equals_exact(back.geometry[solid].values, original.loc[back["parcel_id"][solid]].values,
                                 tolerance=0).all()
     one = back[(back["parcel_id"] == "15") & (back["acquisition_id"] == "A1")].iloc[0]
-    assert (one["mv_pct"], one["status"]) == (11.5, "ok")
+    assert (one["mv_pct"], one["status"], one["mv_std_pct"], one["method"]) == (11.5, "ok", 2.0, "single")
     assert back.loc[back["status"] == "too_few_pixels", "mv_pct"].isna().all()
     assert not list(tmp_path.glob(".*"))  # no temporary left
+
+
+def test_wide_layout_has_the_uncertainty_of_each_date(utm, tmp_path: Path):
+    folder, gdf = utm
+    back = pyogrio.read_dataframe(export_moisture(folder, tmp_path / "wide.gpkg", format="gpkg", layout="wide"))
+    assert [c for c in back.columns if c.startswith("mv_")] == ["mv_A1", "mv_A2", "mv_std_A1", "mv_std_A2"]
+    one = back[back["parcel_id"] == "15"].iloc[0]
+    assert (one["n_ok"], one["mv_A1"], one["mv_A2"], one["mv_std_A1"], one["mv_std_A2"]) == (2, 11.5, 21.5, 2.0, 1.15)
+    masked = back[back["parcel_id"] == "14"].iloc[0]
+    assert masked["n_ok"] == 0 and np.isnan([masked["mv_A1"], masked["mv_std_A2"]]).all()
+    assert "method" not in back.columns  # per row: in the long layout
 
 
 # ----------------------------------------------------------------------------------------------- dates

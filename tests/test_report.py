@@ -69,9 +69,11 @@ def test_per_date_statistics_are_those_of_the_store(demo_run: Path) -> None:
 @needs_browser
 def test_report_in_a_real_browser(demo_run: Path, tmp_path: Path) -> None:
     path, _ = build_report(demo_run, tmp_path / "report.html")
-    rows = _store(demo_run, "SELECT m.parcel_id, a.datetime_utc, m.acquisition_id, m.status, m.mv_pct "
-                            "FROM moisture m JOIN acquisitions a USING (acquisition_id) ORDER BY a.datetime_utc")
+    rows = _store(demo_run, "SELECT m.parcel_id, a.datetime_utc, m.acquisition_id, m.status, m.mv_pct, "
+                            "m.mv_std_pct, m.method FROM moisture m JOIN acquisitions a USING (acquisition_id) "
+                            "ORDER BY a.datetime_utc")
     wide = rows.pivot(index="parcel_id", columns="acquisition_id", values="mv_pct")
+    stds = rows.pivot(index="parcel_id", columns="acquisition_id", values="mv_std_pct")
     first, second = sorted(rows["acquisition_id"].unique())[:2]
     change = (wide[second] - wide[first]).abs().dropna()
     parcel = str(change.sort_values().index[-1])  # ok on both dates, the largest change of moisture
@@ -106,13 +108,29 @@ def test_report_in_a_real_browser(demo_run: Path, tmp_path: Path) -> None:
         assert second in browser.evaluate("document.getElementById('date-label').textContent")
         browser.mouse("mouseMoved", point["x"], point["y"])
         tip = browser.evaluate("document.getElementById('tooltip').textContent")
-        value = float(wide.loc[parcel, second])
-        assert tip == f"{parcel}: {value:.1f} vol.%"
+        value, sd = float(wide.loc[parcel, second]), float(stds.loc[parcel, second])
+        assert tip == f"{parcel}: {value:.1f} ± {sd:.1f} vol.% (single)"  # the demo runs the single-date inversion
         browser.click(point["x"], point["y"])
         assert browser.evaluate("window.plotsmReport.selected()") == parcel
         assert parcel in browser.evaluate("document.getElementById('series-title').textContent")
         assert browser.evaluate("document.querySelectorAll('#series circle.mv').length") == n_ok
         assert browser.evaluate("document.querySelectorAll('#series circle.aux').length") >= n_ok
+        # ±1 posterior standard deviation: a bar at each estimate and a band through them
+        assert browser.evaluate("document.querySelectorAll('#series line.errorbar').length") == n_ok
+        assert browser.evaluate("document.querySelectorAll('#series polygon.band').length") == (n_ok > 1)
+        bar = browser.evaluate("(() => { const b = document.querySelector('#series line.errorbar'); "
+                               "return [Number(b.getAttribute('y1')), Number(b.getAttribute('y2'))]; })()")
+        first_ok = rows[(rows["parcel_id"] == parcel) & (rows["status"] == "ok")].iloc[0]
+        # the moisture panel is 170 px for 0–50 vol.%: the bar spans 2·std of those pixels (std kept to 0.1)
+        assert bar[1] - bar[0] == pytest.approx(2 * round(first_ok["mv_std_pct"], 1) * 170 / 50, abs=0.01)
+        title = browser.evaluate("document.querySelector('#series circle.mv title').textContent")
+        assert f"{first_ok['mv_pct']:.1f} ± {first_ok['mv_std_pct']:.1f} vol.% (single), ok" in title
+        header = browser.evaluate("Array.from(document.querySelectorAll('#dates-table th')).map(h => h.textContent)")
+        assert header[-2:] == ["median ±", "method"]
+        first_row = browser.evaluate("Array.from(document.querySelectorAll('#dates-table tr')[1].children)"
+                                    ".map(c => c.textContent)")
+        first_day = rows[(rows["acquisition_id"] == first) & (rows["status"] == "ok")]
+        assert first_row[-2:] == [f"{np.median(first_day['mv_std_pct']):.1f}", "single"]
         assert browser.errors == []
         shot = browser.screenshot(tmp_path / "report.png")
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
@@ -153,6 +171,30 @@ def test_twenty_thousand_parcels_fit_in_ten_megabytes_and_a_sample_beyond() -> N
     assert small.n_shown < 20_000 and "statistics per date cover them all" in small.notes[0]
     assert len(render(small).encode("utf-8")) <= 2_600_000
     assert small.page["dates"][0]["counts"] == full.page["dates"][0]["counts"]  # statistics over every parcel
+
+
+def test_uncertainty_and_method_per_date_and_parcel() -> None:
+    parcels, dates, rows = _synthetic(50, 3)
+    ok = rows["status"] == "ok"
+    rows["mv_std_pct"] = np.where(ok, np.arange(len(rows)) % 7 + 1.25, np.nan)  # 1.25 … 7.25 vol.%
+    rows["method"] = np.where(ok & (rows["acquisition_id"] != dates["acquisition_id"][0]), "temporal", "single")
+    page = assemble("std", parcels, dates, rows, {}).page
+    first = rows[(rows["acquisition_id"] == dates["acquisition_id"][0]) & ok]
+    assert page["methods"] == ["single", "temporal"]
+    assert page["dates"][0]["methods"] == {"single": len(first), "temporal": 0}
+    assert page["dates"][1]["methods"]["single"] == 0
+    assert page["dates"][0]["std_median"] == round(float(np.median(first["mv_std_pct"])), 1)
+    import base64
+
+    std = np.frombuffer(base64.b64decode(page["values"]["std"]), dtype="<u1").reshape(3, -1)
+    method = np.frombuffer(base64.b64decode(page["values"]["method"]), dtype="<u1").reshape(3, -1)
+    p = page["parcel_ids"].index(rows["parcel_id"].iloc[0])
+    want = rows[rows["parcel_id"] == rows["parcel_id"].iloc[0]].set_index("acquisition_id").loc[dates["acquisition_id"]]
+    assert std[:, p].tolist() == [255 if np.isnan(v) else round(v * 10) for v in want["mv_std_pct"]]
+    assert method[:, p].tolist() == [{"single": 0, "temporal": 1}[m] for m in want["method"]]
+    # rows without the columns (a store of schema 3 read by an older caller): unknown, not invented
+    bare = assemble("bare", parcels, dates, rows.drop(columns=["mv_std_pct", "method"]), {}).page
+    assert set(base64.b64decode(bare["values"]["std"])) == {255} and bare["dates"][0]["std_median"] is None
 
 
 def test_validation_metrics_appear_when_present(demo_run: Path, tmp_path: Path) -> None:

@@ -253,12 +253,16 @@ def test_wide_export_has_one_column_per_acquisition(scene, serial, tmp_path):
     assert res.returncode == 0, res.stderr
     wide = gpd.read_parquet(target)
     ids = sorted(tables(serial)["acquisitions"]["acquisition_id"])
-    assert [c for c in wide.columns if c.startswith("mv_")] == [f"mv_{a}" for a in ids]
+    assert [c for c in wide.columns if c.startswith("mv_")] == [f"mv_{a}" for a in ids] + [f"mv_std_{a}" for a in ids]
     assert len(wide) == scene.n_parcels and wide.crs is not None
-    long = tables(serial)["moisture"].pivot(index="parcel_id", columns="acquisition_id", values="mv_pct")
+    moisture = tables(serial)["moisture"]
+    long = moisture.pivot(index="parcel_id", columns="acquisition_id", values="mv_pct")
     w = wide.set_index("parcel_id")
     np.testing.assert_array_equal(w[f"mv_{ids[0]}"].to_numpy(float), long.loc[w.index, ids[0]].to_numpy(float))
     assert (w["n_ok"] == long.loc[w.index].notna().sum(axis=1)).all()
+    std = moisture.pivot(index="parcel_id", columns="acquisition_id", values="mv_std_pct")
+    np.testing.assert_array_equal(w[f"mv_std_{ids[-1]}"].to_numpy(float), std.loc[w.index, ids[-1]].to_numpy(float))
+    assert w[f"mv_std_{ids[-1]}"].notna().sum() == w[f"mv_{ids[-1]}"].notna().sum() > 0  # one per estimate
 
 
 # ----------------------------------------------------------------------------------------- a-priori

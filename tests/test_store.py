@@ -118,7 +118,7 @@ def series(store: Store) -> Store:
 def test_schema_created_with_version(tmp_path: Path):
     with Store(tmp_path / "new" / "out") as s:
         assert s.path == tmp_path / "new" / "out" / STORE_FILENAME and s.path.is_file()
-        assert s.schema_version == SCHEMA_VERSION == 3
+        assert s.schema_version == SCHEMA_VERSION == 4
         tables = {r["table_name"] for r in rows(s, "SELECT table_name FROM information_schema.tables")}
         assert {"meta", "parcels", "parcels_retired", "acquisitions", "observations", "moisture", "runs"} <= tables
     with Store(tmp_path / "new" / "out") as s:  # reopening applies the schema again without change
@@ -142,10 +142,10 @@ def test_version_1_store_is_migrated(tmp_path: Path):
     con.execute("INSERT INTO acquisitions VALUES ('A1', TIMESTAMP '2024-04-06 17:49:12', 'S1A', 'ascending', 88, "
                 "'[]', '{}', 'none', 'all')")
     con.close()
-    with pytest.raises(StorageError, match=r"older than this plotsm's \(3\)\. Open it once for writing"):
+    with pytest.raises(StorageError, match=r"older than this plotsm's \(4\)\. Open it once for writing"):
         Store(tmp_path, read_only=True)
     with Store(tmp_path) as s:
-        assert s.schema_version == 3
+        assert s.schema_version == 4
         got = rows(s, "SELECT acquisition_id, relative_orbit, fingerprint, apriori_reason, ndvi_gap_days "
                       "FROM acquisitions")
         assert got == [{"acquisition_id": "A1", "relative_orbit": 88, "fingerprint": None, "apriori_reason": None,
@@ -166,16 +166,53 @@ def test_version_2_store_is_migrated(tmp_path: Path):
     con.execute("INSERT INTO parcels VALUES ('p1', '{}', 1.0, ''::BLOB)")
     con.close()
     with Store(tmp_path) as s:
-        assert s.schema_version == 3
+        assert s.schema_version == 4
         assert rows(s, "SELECT acquisition_id, fingerprint, ndvi_gap_days FROM acquisitions") == [
             {"acquisition_id": "A1", "fingerprint": "f00", "ndvi_gap_days": None}]
         assert rows(s, "SELECT parcel_id FROM parcels") == [{"parcel_id": "p1"}]
 
 
+def test_version_3_store_is_migrated_keeping_its_history(tmp_path: Path):
+    """A version-3 store (v1 + migrations 002 and 003, as plotsm wrote it before uncertainties) gets mv_std_pct and
+    method by sql/migrations/004_moisture_uncertainty_method.sql: every moisture row is kept, as 'single' with no
+    uncertainty (none is invented for history), and the table takes the checks of sql/schema.sql."""
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / STORE_FILENAME))
+    con.execute((Path(__file__).parent / "data" / "store_schema_v1.sql").read_text())
+    for step in ("002_acquisition_fingerprint.sql", "003_parcel_history_ndvi_gap.sql"):
+        con.execute((sql_dir() / "migrations" / step).read_text())
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [("3",)]
+    con.execute("INSERT INTO acquisitions (acquisition_id, datetime_utc, inputs, settings) VALUES "
+                "('A1', TIMESTAMP '2024-04-06 17:49:12', '[]', '{}')")
+    con.execute("INSERT INTO moisture VALUES ('p1', 'A1', 21.5, 'all', 'ok', 'v1'), "
+                "('p2', 'A1', NULL, 'all', 'no_data', 'v1')")
+    con.close()
+    with Store(tmp_path) as s:
+        assert s.schema_version == 4
+        assert rows(s, "SELECT * FROM moisture ORDER BY parcel_id") == [
+            {"parcel_id": "p1", "acquisition_id": "A1", "mv_pct": 21.5, "network": "all", "status": "ok",
+             "model_version": "v1", "mv_std_pct": None, "method": "single"},
+            {"parcel_id": "p2", "acquisition_id": "A1", "mv_pct": None, "network": "all", "status": "no_data",
+             "model_version": "v1", "mv_std_pct": None, "method": "single"}]
+        with pytest.raises(duckdb.ConstraintException, match="CHECK constraint failed"):
+            s.con.execute("UPDATE moisture SET mv_std_pct = 1.0 WHERE parcel_id = 'p2'")
+        with pytest.raises(duckdb.ConstraintException, match="CHECK constraint failed"):
+            s.con.execute("UPDATE moisture SET method = 'joint' WHERE parcel_id = 'p1'")
+        with pytest.raises(duckdb.ConstraintException, match="Duplicate key"):
+            s.con.execute("INSERT INTO moisture (parcel_id, acquisition_id, status) VALUES ('p1', 'A1', 'no_data')")
+    with Store(tmp_path) as s:  # the migrated table is the one schema.sql describes: reopening changes nothing
+        fresh = Store(tmp_path / "fresh")
+        columns = "SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns " \
+                  "WHERE table_name = 'moisture' ORDER BY ordinal_position"
+        assert rows(s, columns) == rows(fresh, columns)
+        fresh.close()
+
+
 def test_newer_schema_is_refused(tmp_path: Path):
     with Store(tmp_path) as s:
         s.sql("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    newer = r"plotsm\.duckdb: store schema version 99 is newer than this plotsm knows \(3\)\. Upgrade plotsm"
+    newer = r"plotsm\.duckdb: store schema version 99 is newer than this plotsm knows \(4\)\. Upgrade plotsm"
     with pytest.raises(StorageError, match=newer):
         Store(tmp_path)
 
@@ -465,7 +502,7 @@ def _boom(inputs: pa.Table) -> pd.DataFrame:
         (observations(["p1", "p2"]), fixed_moisture({"p1": (5.0, "wet"), "p2": (5.0, "ok")}), ModelError,
          r"moisture of A: .*CHECK.*status one of ok"),
         (observations(["p1", "p2"]), fixed_moisture({"p1": (5.0, "no_data"), "p2": (5.0, "ok")}), ModelError,
-         "mv_pct null unless status is ok"),
+         "mv_pct and mv_std_pct null unless status is ok"),
         (observations(["p1", "p2"]), lambda t: fixed_moisture({"p1": (5.0, "ok")})(t.slice(0, 1)), ModelError,
          "moisture_fn returned 1 rows for 2 model inputs"),
         (observations(["p1", "p2"]), lambda t: pd.DataFrame({"parcel_id": ["p1"]}), ModelError,
@@ -549,6 +586,8 @@ def test_history(series: Store):
     got = series.query("history", {"parcel_id": "p2"}).to_pylist()
     assert [(r["acquisition_id"], r["mv_pct"], r["status"], r["network"]) for r in got] == [
         ("A1", 20.0, "ok", "all"), ("A2", 10.0, "ok", "all"), ("A3", None, "no_data", "all")]
+    # the moisture tables of SERIES have no mv_std_pct and method: stored as NULL and 'single'
+    assert [(r["mv_std_pct"], r["method"]) for r in got] == [(None, "single")] * 3
     assert [r["datetime_utc"] for r in got] == [
         datetime(2024, 4, 6, 17, 49, 12), datetime(2024, 4, 18, 17, 49, 12), datetime(2024, 4, 30, 5, 0)]
     assert json.loads(got[2]["inputs"])[0]["path"] == "/data/A3_vv.tif"
@@ -595,6 +634,11 @@ def test_latest(series: Store):
         "p4": ("A3", 15.0, "ok"), "p5": ("A3", 16.0, "ok")}
     assert (got["p2"]["last_ok_mv_pct"], got["p2"]["last_ok_datetime_utc"]) == (10.0, datetime(2024, 4, 18, 17, 49, 12))
     assert got["p1"]["last_ok_mv_pct"] == 12.0
+    assert (got["p1"]["mv_std_pct"], got["p1"]["method"], got["p2"]["last_ok_mv_std_pct"]) == (None, "single", None)
+    series.revise_moisture(pd.DataFrame({"parcel_id": ["p2"], "acquisition_id": ["A2"], "mv_pct": [11.0],
+                                         "mv_std_pct": [1.5]}))
+    got = {r["parcel_id"]: r for r in series.query("latest").to_pylist()}
+    assert (got["p2"]["last_ok_mv_pct"], got["p2"]["last_ok_mv_std_pct"]) == (11.0, 1.5)
 
 
 def test_summary(series: Store):
@@ -635,7 +679,8 @@ def test_model_inputs_query(series: Store):
 
 
 def test_unknown_query(series: Store):
-    available = r"unknown query 'nope'\. Available: drying, export, history, latest, model_inputs, moisture_parquet, summary\.$"
+    available = (r"unknown query 'nope'\. Available: drying, export, history, latest, model_inputs, moisture_parquet, "
+                 r"summary, temporal_inputs, temporal_members\.$")
     with pytest.raises(UsageError, match=available):
         series.query("nope", {})
     with pytest.raises(UsageError, match=r"unknown query '\.\./schema'"):

@@ -85,9 +85,23 @@ def model_evaluate(
     k: Annotated[int, typer.Option("--k", min=1, help="Neighbours of the k-NN posterior-mean estimate.")] = 100,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the evaluation databases.")] = 1292,
     check: Annotated[bool, typer.Option("--check", help="Exit 5 when a network's RMSE exceeds 1.03 × its bound.")] = False,
+    temporal: Annotated[bool, typer.Option("--temporal", help="Evaluate the joint (temporal) inversion on synthetic parcel series instead.")] = False,
+    windows: Annotated[str, typer.Option("--windows", help="With --temporal: window lengths (dates), comma-separated.")] = "5,10,20",
+    parcels: Annotated[int, typer.Option("--parcels", min=1, help="With --temporal: synthetic parcels per network and moisture model.")] = 2000,
+    mv_model: Annotated[Optional[list[str]], typer.Option("--mv-model", help="With --temporal: moisture model(s) of the series: bucket, uniform (default both).")] = None,
+    prior: Annotated[Optional[list[str]], typer.Option("--prior", help="With --temporal: mv prior(s) of the joint inversion: synth, learned (default both).")] = None,
+    all_orbits: Annotated[bool, typer.Option("--all-orbits", help="With --temporal: windows over both orbits instead of per orbit.")] = False,
+    dynamics: Annotated[bool, typer.Option("--dynamics/--no-dynamics", help="With --temporal: also the moisture-dynamics mode (slower).")] = True,
 ) -> None:
-    """Accuracy of each network on fresh noisy samples: RMSE, bias, R², by NDVI and mv band, and the bound."""
+    """Accuracy of each network on fresh noisy samples: RMSE, bias, R², by NDVI and mv band, and the bound.
+
+    With --temporal: single-date networks, the single-date posterior (the bound) and the joint inversion of
+    synthetic parcel series, by window, NDVI band and interval coverage (docs/temporal.md)."""
     from plotsm.errors import ModelError
+
+    if temporal:
+        _evaluate_temporal(as_json, network, windows, parcels, seed, mv_model, prior, all_orbits, dynamics)
+        return
     from plotsm.model.evaluate import TARGET_RATIO, EvalSettings, evaluate
     from plotsm.model.infer import available_networks, load_network
     from plotsm.model.synth import SynthSettings
@@ -132,3 +146,46 @@ def _print_evaluation(results: dict[str, Any]) -> None:
         for a, b in bands:
             t.add_row(f"{a:g}–{b:g}", *[cells.get((n, a, b), "") for n in results])
         out.print(t)
+
+
+def _evaluate_temporal(as_json: bool, network: Optional[list[str]], windows: str, parcels: int, seed: int,
+                       mv_model: Optional[list[str]], prior: Optional[list[str]], all_orbits: bool,
+                       dynamics: bool) -> None:
+    from plotsm.errors import UsageError
+    from plotsm.model.evaluate_temporal import TemporalEvalSettings, evaluate_temporal
+
+    try:
+        wins = tuple(int(w) for w in windows.split(",") if w.strip())
+    except ValueError:
+        raise UsageError(f"--windows {windows}: expected whole numbers separated by commas, e.g. 5,10,20") from None
+    if not wins or min(wins) < 0:
+        raise UsageError(f"--windows {windows}: expected window lengths ≥ 0 (0: the whole series)")
+    settings = TemporalEvalSettings(parcels=parcels, windows=wins, seed=seed, by_orbit=not all_orbits, dynamics=dynamics,
+                                    networks=tuple(network) if network else ("dry", "all", "wet"),
+                                    mv_models=tuple(mv_model) if mv_model else ("bucket", "uniform"),
+                                    priors=tuple(prior) if prior else ("synth", "learned"))
+    with progress() as bar:
+        task = bar.add_task("evaluate --temporal", total=None)
+        result = evaluate_temporal(settings, progress=lambda msg: bar.update(task, description=msg))
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    from rich import box
+
+    rows: list[dict[str, Any]] = result["rows"]  # type: ignore[assignment]
+    key = ("net", "mv", "method", "prior", "win")
+    main = Table(title=f"Joint inversion of synthetic series, {parcels} parcels × 60 dates (vol.%; gain: RMSE below "
+                       "the single-date bound; coverage of mean ± 1 / 1.96 std)", box=box.SIMPLE_HEAD, pad_edge=False)
+    bands = Table(title="RMSE by true-NDVI band (vol.%)", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in (*key, "RMSE", "bias", "cov68", "cov95", "gain%"):
+        main.add_column(col, justify="right", no_wrap=True)
+    for col in (*key, "NDVI<.25", "NDVI .25–.5", "NDVI>.5"):
+        bands.add_column(col, justify="right", no_wrap=True)
+    for r in rows:
+        ids = (r["network"], r["mv_model"], r["method"], r["prior"], str(r["window"]))
+        cov = [f"{r['coverage68']:.3f}", f"{r['coverage95']:.3f}"] if "coverage68" in r else ["", ""]
+        gain = f"{r['gain_pct']:+.1f}" if "gain_pct" in r else ""
+        main.add_row(*ids, f"{r['rmse']:.3f}", f"{r['bias']:+.2f}", *cov, gain)
+        bands.add_row(*ids, *[f"{b['rmse']:.2f}" for b in r["by_ndvi"]])
+    out.print(main)
+    out.print(bands)

@@ -23,7 +23,8 @@ from plotsm.errors import PlotsmError
 #: Options whose values are words, and the words each accepts (checked before anything is read).
 CHOICES = (("--apriori", ("dry", "wet", "none", "auto")), ("--rule", ("center", "coverage")),
            ("--pair", ("month", "nearest")), ("--vv-unit", ("linear", "db")), ("--theta-unit", ("degree", "radian")),
-           ("--parcels-update", ("add", "replace")), ("--weather", ("open-meteo",)))
+           ("--parcels-update", ("add", "replace")), ("--weather", ("open-meteo",)),
+           ("--inversion", ("single", "temporal")))
 
 
 def run(
@@ -67,6 +68,7 @@ def run(
     min_pixels: Annotated[int, typer.Option("--min-pixels", help="No estimate below this many valid σ⁰ pixels.")] = 20,
     slope_max: Annotated[float, typer.Option("--slope-max", help="No estimate above this slope, degrees.")] = 10.0,
     models: Annotated[Optional[Path], typer.Option("--models-dir", help="Folder of .onnx networks (default: shipped).")] = None,
+    inversion: Annotated[Optional[str], typer.Option("--inversion", help="single: each date on its own (the network); temporal: then the joint inversion of each parcel's series over its window (the stored acquisitions of its relative orbit), which rewrites the ok estimates and their uncertainty. Default: single.")] = None,
 ) -> None:
     """Soil moisture of every parcel for one acquisition (--vv and --theta, optionally --date) or a series (--s1).
 
@@ -75,7 +77,7 @@ def run(
     from plotsm.errors import UsageError
     from plotsm.apriori import AprioriRule
     from plotsm.catalog import run_acquisitions
-    from plotsm.inversion import MaskSettings
+    from plotsm.inversion import DEFAULT_INVERSION, MaskSettings
     from plotsm.parcels import read_parcels
     from plotsm.pipeline import RunSettings
     from plotsm.raster import parse_nodata
@@ -83,7 +85,7 @@ def run(
 
     given = {"--apriori": apriori, "--rule": rule, "--pair": pair, "--vv-unit": vv_unit or "linear",
              "--theta-unit": theta_unit or "degree", "--parcels-update": parcels_update or "add",
-             "--weather": weather or "open-meteo"}
+             "--weather": weather or "open-meteo", "--inversion": inversion or DEFAULT_INVERSION}
     for name, allowed in CHOICES:
         if given[name] not in allowed:
             raise UsageError(f"{name} {given[name]!r}: expected one of {', '.join(allowed)}")
@@ -97,6 +99,7 @@ def run(
         masks=MaskSettings(ndvi_max=ndvi_max, min_valid_pixels=min_pixels, slope_max_deg=slope_max),
         models_dir=str(models) if models else None, theta_unit=theta_unit,  # type: ignore[arg-type]
         ndvi_scale=ndvi_scale, ndvi_offset=ndvi_offset, ndvi_nodata=parse_nodata(ndvi_nodata, "--ndvi-nodata"),
+        inversion=given["--inversion"],  # type: ignore[arg-type]
     )
     p = read_parcels(parcels, id_field=id_field, parcels_crs=parcels_crs, layer=layer)
     for message in p.report.messages:
@@ -121,7 +124,7 @@ def run(
             if kind == "failed":
                 err.print(f"[red]✗[/] {acquisition_id} failed: {escape(detail)}", highlight=False)
             elif not state.quiet:
-                mark = {"committed": "[green]✓[/]", "skipped": "[dim]-[/]"}[kind]
+                mark = {"committed": "[green]✓[/]", "skipped": "[dim]-[/]", "revised": "[blue]↻[/]"}[kind]
                 out.print(f"{mark} {acquisition_id} {kind}: {escape(detail)}", highlight=False)
 
         try:
@@ -170,6 +173,9 @@ def _print_series_summary(report: Any) -> None:
     table.add_row("processed", str(len(report.processed)), f"parcel statuses: {counts}")
     table.add_row("skipped", str(len(report.skipped)), "already stored with the same inputs and settings"
                   if report.skipped else "-")
+    if report.revised:
+        n_rows = sum(w.n_revised for w in report.revised)
+        table.add_row("temporal", str(len(report.revised)), f"window(s) inverted jointly: {n_rows} estimates rewritten")
     table.add_row("failed", str(len(report.failed)), "-" if not report.failed else "")
     for acq_id, reason in report.failed:
         table.add_row("", "", f"{acq_id}: {escape(reason)}")

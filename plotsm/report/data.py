@@ -1,8 +1,10 @@
 """What the HTML report shows, read from a run's store and packed small.
 
 Everything the page needs travels inside the file: parcel outlines simplified for display and quantised to
-integer coordinates, and per acquisition and parcel the moisture (0.1 vol.%), its status, NDVI and σ⁰ (dB), each
-as a little-endian typed array in base64 (2 + 1 + 1 + 2 bytes per parcel and date, a third more in base64). The
+integer coordinates, and per acquisition and parcel the moisture (0.1 vol.%), its status, NDVI, σ⁰ (dB), the
+posterior standard deviation of the moisture (0.1 vol.%, up to 25.4) and the inversion that made it (single or
+temporal), each as a little-endian typed array in base64 (2 + 1 + 1 + 2 + 1 + 1 bytes per parcel and date, a third
+more in base64). The
 statistics per date (counts per status, quartiles) are computed here on every parcel, so they stay exact when the
 map shows a sample.
 
@@ -31,6 +33,8 @@ from plotsm.store import Store
 
 #: The statuses of the moisture table, in the order of their codes in the page (255 = no row for the parcel).
 STATUSES = ("ok", "ndvi_above_max", "slope_above_max", "too_few_pixels", "no_data", "outside_domain")
+#: The inversions of the moisture table's ``method``, in the order of their codes in the page (255 = none).
+METHODS = ("single", "temporal")
 #: Default size limit of the report file [D]: opens quickly in any current browser and is easy to mail.
 MAX_BYTES = 10_000_000
 #: Screen pixels across the whole area the outlines are simplified for (sub-pixel at the full view; zooming
@@ -112,15 +116,19 @@ def _outlines(geoms: gpd.GeoSeries, tolerance: float) -> dict[str, Any]:
 
 
 def _estimate_bytes(n_parcels: int, n_vertices: int, n_dates: int) -> int:
-    return int((n_vertices * 8 + n_parcels * (4 + 8 + 24 + n_dates * 6)) * 4 / 3)
+    return int((n_vertices * 8 + n_parcels * (4 + 8 + 24 + n_dates * 8)) * 4 / 3)
 
 
 def _summary(values: pd.DataFrame, n_parcels: int) -> dict[str, Any]:
     counts = {s: int((values["status"] == s).sum()) for s in STATUSES}
     counts["no_row"] = n_parcels - int(len(values))
-    ok = values.loc[values["status"] == "ok", "mv_pct"].dropna().to_numpy()
+    is_ok = values["status"] == "ok"
+    ok = values.loc[is_ok, "mv_pct"].dropna().to_numpy()
     q = np.percentile(ok, [25, 50, 75]).round(1).tolist() if ok.size else [None, None, None]
-    return {"counts": counts, "quartiles": q, "mean": round(float(ok.mean()), 1) if ok.size else None}
+    std = pd.to_numeric(values.loc[is_ok, "mv_std_pct"], errors="coerce").dropna().to_numpy(dtype=np.float64)
+    methods = {m: int((values.loc[is_ok, "method"] == m).sum()) for m in METHODS}
+    return {"counts": counts, "quartiles": q, "mean": round(float(ok.mean()), 1) if ok.size else None,
+            "std_median": round(float(np.median(std)), 1) if std.size else None, "methods": methods}
 
 
 def _networks(store: Store) -> list[dict[str, Any]]:
@@ -170,7 +178,8 @@ def collect(out_dir: str | Path, *, date_from: str | None = None, date_to: str |
         parcels = store.read_parcels(expand_attributes=False)
         if not len(parcels):
             raise UsageError(f"{store.path}: no parcels stored: nothing to map.")
-        rows = store.sql("SELECT m.parcel_id, m.acquisition_id, m.mv_pct, m.status, o.ndvi, o.vv_db "
+        rows = store.sql("SELECT m.parcel_id, m.acquisition_id, m.mv_pct, m.mv_std_pct, m.method, m.status, o.ndvi, "
+                         "o.vv_db "
                          "FROM moisture m LEFT JOIN observations o USING (parcel_id, acquisition_id) "
                          "WHERE list_contains($ids, m.acquisition_id)",
                          {"ids": dates["acquisition_id"].tolist()}).to_pandas()
@@ -185,9 +194,11 @@ def collect(out_dir: str | Path, *, date_from: str | None = None, date_to: str |
 def assemble(title: str, parcels: gpd.GeoDataFrame, dates: pd.DataFrame, rows: pd.DataFrame,
              extra: dict[str, Any], max_bytes: int = MAX_BYTES) -> ReportData:
     """The page of ``parcels`` (``parcel_id``, geometry), ``dates`` (the acquisitions table's columns) and
-    ``rows`` (parcel_id, acquisition_id, mv_pct, status, ndvi, vv_db), sampled to ``max_bytes``."""
+    ``rows`` (parcel_id, acquisition_id, mv_pct, status, ndvi, vv_db, and optionally mv_std_pct and method),
+    sampled to ``max_bytes``."""
     from plotsm import __version__
 
+    rows = rows.assign(**{c: rows[c] if c in rows else None for c in ("mv_std_pct", "method")})
     ids = dates["acquisition_id"].tolist()
     n_all = len(parcels)
     summaries = [_summary(rows[rows["acquisition_id"] == a], n_all) for a in ids]
@@ -213,13 +224,17 @@ def assemble(title: str, parcels: gpd.GeoDataFrame, dates: pd.DataFrame, rows: p
     status = np.full((d, n), 255, dtype=np.uint8)
     ndvi = np.full((d, n), 255, dtype=np.uint8)
     vv = np.full((d, n), -32768, dtype=np.int16)
+    std = np.full((d, n), 255, dtype=np.uint8)
+    method = np.full((d, n), 255, dtype=np.uint8)
     col = rows["parcel_id"].astype(str).map({p: k for k, p in enumerate(pid)})
     rows = rows.loc[col.notna()]
     pk = col.loc[col.notna()].astype(int).to_numpy()
     dk = rows["acquisition_id"].map({a: k for k, a in enumerate(ids)}).to_numpy()
     status[dk, pk] = rows["status"].map({s: k for k, s in enumerate(STATUSES)}).fillna(254).to_numpy()
+    method[dk, pk] = rows["method"].map({m: k for k, m in enumerate(METHODS)}).fillna(255).to_numpy()
     for target, column, scale, offset, lo, hi in ((mv, "mv_pct", 10, 0, 0, 65534), (ndvi, "ndvi", 100, 1, 0, 254),
-                                                  (vv, "vv_db", 100, 0, -32767, 32767)):
+                                                  (vv, "vv_db", 100, 0, -32767, 32767),
+                                                  (std, "mv_std_pct", 10, 0, 0, 254)):
         values = pd.to_numeric(rows[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         fine = np.isfinite(values)
         target[dk[fine], pk[fine]] = np.clip(np.round((values[fine] + offset) * scale), lo, hi)
@@ -228,6 +243,7 @@ def assemble(title: str, parcels: gpd.GeoDataFrame, dates: pd.DataFrame, rows: p
         "version": __version__,
         "crs": parcels.crs.to_string() if parcels.crs is not None else None,
         "statuses": list(STATUSES),
+        "methods": list(METHODS),
         "parcel_ids": pid.tolist(),
         "outlines": outlines,
         "dates": [{"id": r.acquisition_id, "datetime_utc": pd.Timestamp(str(r.datetime_utc)).strftime("%Y-%m-%d %H:%M"),
@@ -235,7 +251,7 @@ def assemble(title: str, parcels: gpd.GeoDataFrame, dates: pd.DataFrame, rows: p
                    "apriori": r.apriori, "apriori_reason": r.apriori_reason, "network": r.network, **summ}
                   for r, summ in zip(dates.itertuples(index=False), summaries, strict=True)],
         "values": {"mv": _b64(mv.ravel()), "status": _b64(status.ravel()), "ndvi": _b64(ndvi.ravel()),
-                   "vv": _b64(vv.ravel())},
+                   "vv": _b64(vv.ravel()), "std": _b64(std.ravel()), "method": _b64(method.ravel())},
         "inputs": [{"acquisition_id": r.acquisition_id, "inputs": json.loads(str(r.inputs))}
                    for r in dates.itertuples(index=False)],
         "settings": _distinct_settings(dates["settings"]),

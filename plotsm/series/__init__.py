@@ -25,9 +25,14 @@ skips the committed ones and does the rest. Leftover temporary Parquet files are
 Labels (parcels rasterised on a grid) are built once per grid, by a worker, before the acquisitions are handed
 out, and cached on disk (``<out>/cache``), so the other workers only load them and this process never holds them.
 
+**Temporal.** With ``RunSettings(inversion="temporal")`` (``plotsm run --inversion temporal``) the writer then
+inverts jointly, window by window, the series of the acquisitions the run changed and rewrites their 'ok'
+estimates (:mod:`plotsm.series.temporal_pass`).
+
 Modules: :mod:`~plotsm.series.jobs` (jobs, report, callbacks), :mod:`~plotsm.series.workers` (worker side and
 pools), :mod:`~plotsm.series.fingerprint` (fingerprints, file hashes), :mod:`~plotsm.series.run` (checks,
-identity clashes, parcel-set update, the writer loop, deletes).
+identity clashes, parcel-set update, the writer loop, deletes), :mod:`~plotsm.series.temporal_pass` (the joint
+inversion's windows and pass).
 """
 
 from __future__ import annotations

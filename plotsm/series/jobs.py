@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SHARED_ROLES", "Event", "Progress", "SeriesJob", "SeriesReport", "plan_jobs"]
 
-#: ``event(kind, acquisition_id, detail)`` with kind one of "skipped", "committed", "failed".
+#: ``event(kind, acquisition_id, detail)`` with kind one of "skipped", "committed", "failed", or "revised" (the
+#: joint inversion rewrote a window: ``acquisition_id`` names the window, ``detail`` what was rewritten).
 Event = Callable[[str, str, str], None]
 
 #: Raster roles that acquisitions share by design (monthly NDVI, slope): their statistics are kept by workers.
@@ -42,6 +43,8 @@ class SeriesReport:
     seconds: float = 0.0
     #: the error class of each failed acquisition (its exit code: :func:`most_serious`)
     failure_kinds: dict[str, type[PlotsmError]] = field(default_factory=dict)
+    #: the windows the joint inversion rewrote (:class:`plotsm.series.temporal_pass.WindowReport`)
+    revised: list[Any] = field(default_factory=list)
 
     def add_failure(self, acquisition_id: str, error: PlotsmError) -> None:
         """Acquisition ``acquisition_id`` failed with ``error`` (kept: the reason and the kind of error)."""

@@ -26,6 +26,7 @@ from plotsm.pipeline import Acquisition, AcquisitionReport, check_rasters
 from plotsm.raster import Decoding
 from plotsm.series.fingerprint import FileHashes, fingerprint
 from plotsm.series.jobs import SHARED_ROLES, Event, Progress, SeriesJob, SeriesReport
+from plotsm.series.temporal_pass import run_temporal_pass
 from plotsm.series.workers import Pending, compute
 from plotsm.store import ParcelsUpdate, Store
 from plotsm.store.parquet import clean_parquet_temporaries, ensure_parquet, parquet_path, write_parquet
@@ -151,6 +152,10 @@ def run_series(
                 done += 1
                 if progress:
                     progress("acquisitions", done, len(todo))
+            touched = {j.acq.relative_orbit for j in jobs if j.acq.acquisition_id in
+                       {r.acquisition_id for r in report.processed}}
+            temporal = next((j.settings.temporal for j in jobs if j.settings.inversion == "temporal"), None)
+            _temporal_pass(store, out_dir, touched, temporal, networks, report, event, parquet)
         finally:
             report.seconds = time.perf_counter() - t_start
             store.write_run(
@@ -158,7 +163,8 @@ def run_series(
                 settings={"processed": [r.acquisition_id for r in report.processed], "skipped": report.skipped,
                           "failed": [{"acquisition_id": a, "reason": r} for a, r in report.failed],
                           "workers": workers, "scheduler": scheduler, "force": force,
-                          "parcels_update": parcels_update, "completed": done == len(todo)},
+                          "parcels_update": parcels_update, "completed": done == len(todo),
+                          "temporal": [str(w.window) for w in report.revised]},
                 timings={"total": round(report.seconds, 3),
                          **{r.acquisition_id: round(r.seconds["zonal"], 3) for r in report.processed}},
             )
@@ -293,20 +299,50 @@ def _commit(store: Store, record: dict[str, Any], obs: pd.DataFrame, network: An
     return dict(sorted((str(k), int(v)) for k, v in res["status"].value_counts().items()))
 
 
+def _temporal_pass(store: Store, out_dir: Path, touched: set[int | None], settings: Any, networks: dict[str, Any],
+                   report: SeriesReport, event: Event | None, parquet: bool) -> None:
+    """The joint inversion of the windows the run changed (:mod:`plotsm.series.temporal_pass`), then the Parquet
+    files of their acquisitions; a window that fails is reported and keeps its single-date estimates."""
+    done, failed = run_temporal_pass(store, touched, settings, networks)
+    when = {r["acquisition_id"]: r["datetime_utc"] for r in store.sql(
+        "SELECT acquisition_id, datetime_utc FROM acquisitions").to_pylist()} if done else {}
+    for window in done:
+        report.revised.append(window)
+        if parquet:
+            for acq_id in window.acquisition_ids:
+                write_parquet(store, out_dir, acq_id, when[acq_id])
+        if event:
+            kept = f", {window.n_kept} kept single-date (no joint estimate)" if window.n_kept else ""
+            event("revised", str(window.window), f"{window.n_revised} estimates of {len(window.acquisition_ids)} "
+                                                 f"acquisition(s) rewritten by the temporal inversion{kept}")
+    for window, exc in failed:
+        report.add_failure(f"temporal {window}", exc)
+        if event:
+            event("failed", f"temporal {window}", str(exc))
+
+
 def delete_acquisitions(out_dir: Path, acquisition_ids: list[str], *, command: str = "plotsm delete") -> dict[str, int]:
     """Delete acquisitions from the store of ``out_dir`` (one transaction; an unknown id deletes nothing), then
-    their Parquet files; recorded as a run. Returns the moisture rows deleted per acquisition."""
+    their Parquet files; recorded as a run. The windows of the joint inversion they leave are inverted again
+    (:mod:`plotsm.series.temporal_pass`). Returns the moisture rows deleted per acquisition."""
     out_dir = Path(out_dir)
     started = datetime.now(timezone.utc)
     with Store(out_dir, read_only=True) as store:  # an absent store is a clear error, not a new empty one
         pass
     with Store(out_dir) as store:
-        when = {r["acquisition_id"]: r["datetime_utc"] for r in store.sql(
-            "SELECT acquisition_id, datetime_utc FROM acquisitions").to_pylist()}
+        stored = {r["acquisition_id"]: r for r in store.sql(
+            "SELECT acquisition_id, datetime_utc, relative_orbit FROM acquisitions").to_pylist()}
+        when = {a: r["datetime_utc"] for a, r in stored.items()}
         counts = store.delete_acquisitions(acquisition_ids)
         for acq_id in counts:
             parquet_path(out_dir, acq_id, when[acq_id]).unlink(missing_ok=True)
+        left, revised = {stored[a]["relative_orbit"] for a in counts}, SeriesReport()
+        _temporal_pass(store, out_dir, left, None, {}, revised, None, parquet=(out_dir / "parquet").is_dir())
         store.write_run(command=command, started_utc=started, finished_utc=datetime.now(timezone.utc),
-                        settings={"deleted": counts})
+                        settings={"deleted": counts, "revised": [str(w.window) for w in revised.revised]})
+    if revised.failed:
+        window, reason = revised.failed[0]
+        raise (revised.failure_kind or PlotsmError)(f"deleted {', '.join(counts)}, but the joint inversion of the "
+                                                     f"{window.removeprefix('temporal ')} failed: {reason}")
     return counts
 

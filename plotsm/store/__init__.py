@@ -22,7 +22,8 @@ Modules, by role: :mod:`~plotsm.store.connection` (opening, schema version, tran
 record, observation and moisture columns, ``vv_db``), :mod:`~plotsm.store.transaction` (writing one acquisition),
 :mod:`~plotsm.store.writes` (opening that transaction, deletes, runs), :mod:`~plotsm.store.queries` (named
 queries and their ``$parameters``), :mod:`~plotsm.store.values` (JSON text, UTC instants, equal-area areas),
-:mod:`~plotsm.store.parquet` (the Hive-partitioned Parquet dataset, one file per acquisition).
+:mod:`~plotsm.store.parquet` (the Hive-partitioned Parquet dataset, one file per acquisition),
+:mod:`~plotsm.store.revise` (rewriting the estimates of 'ok' rows: the joint inversion's pass).
 """
 
 from __future__ import annotations
@@ -33,9 +34,12 @@ from plotsm.store.connection import SCHEMA_VERSION, STORE_FILENAME, store_path
 from plotsm.store.parcels import ParcelsDiff, ParcelsMixin, ParcelsUpdate
 from plotsm.store.parquet import PARQUET_DIR, clean_parquet_temporaries, ensure_parquet, parquet_path, write_parquet
 from plotsm.store.queries import QueryInfo, list_queries, read_query_info
+from plotsm.store.revise import REVISED_COLUMNS, ReviseMixin
 from plotsm.store.tables import (
     ACQUISITION_FIELDS,
+    METHODS,
     MOISTURE_COLUMNS,
+    MOISTURE_OPTIONAL,
     OBSERVATION_OPTIONAL,
     OBSERVATION_REQUIRED,
     MoistureFn as MoistureFn,
@@ -46,7 +50,7 @@ from plotsm.store.values import equal_area_m2, to_json_text, to_utc_naive
 from plotsm.store.writes import WritesMixin
 
 
-class Store(ParcelsMixin, WritesMixin):
+class Store(ParcelsMixin, WritesMixin, ReviseMixin):
     """The DuckDB store of an output folder; a context manager (``with Store(out) as store: ...``).
 
     ``Store(out_dir)`` opens ``<out_dir>/plotsm.duckdb``, creating the folder and the file if needed, and
@@ -56,8 +60,8 @@ class Store(ParcelsMixin, WritesMixin):
 
 
 __all__: Sequence[str] = (
-    "ACQUISITION_FIELDS", "AcquisitionTransaction", "AcquisitionWrite", "ParcelsDiff", "ParcelsUpdate",
-    "MOISTURE_COLUMNS", "OBSERVATION_OPTIONAL", "OBSERVATION_REQUIRED", "PARQUET_DIR", "QueryInfo", "SCHEMA_VERSION",
+    "ACQUISITION_FIELDS", "AcquisitionTransaction", "AcquisitionWrite", "ParcelsDiff", "ParcelsUpdate", "REVISED_COLUMNS",
+    "METHODS", "MOISTURE_COLUMNS", "MOISTURE_OPTIONAL", "OBSERVATION_OPTIONAL", "OBSERVATION_REQUIRED", "PARQUET_DIR", "QueryInfo", "SCHEMA_VERSION",
     "STORE_FILENAME", "Store", "clean_parquet_temporaries", "ensure_parquet", "equal_area_m2", "list_queries",
     "parquet_path", "read_query_info", "store_path", "to_json_text", "to_utc_naive", "vv_db_of", "write_parquet",
 )

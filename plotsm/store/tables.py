@@ -31,6 +31,12 @@ OBSERVATION_REQUIRED = ("parcel_id", "n_valid", "vv_linear_mean", "theta_deg", "
 OBSERVATION_OPTIONAL = ("n_pixels", "valid_fraction", "vv_linear_std", "slope_deg")
 #: Columns the moisture table must have.
 MOISTURE_COLUMNS = ("parcel_id", "mv_pct", "network", "status", "model_version")
+#: Columns the moisture table may have (schema v4): ``mv_std_pct``, the posterior standard deviation of ``mv_pct``
+#: (vol.%; NULL when absent, and it must be NULL unless the status is ok) and ``method``, the inversion that made
+#: the row (one of :data:`METHODS`; ``"single"`` when absent).
+MOISTURE_OPTIONAL = ("mv_std_pct", "method")
+#: The inversions a moisture row can come from: one date on its own, or the joint inversion of a parcel's series.
+METHODS = ("single", "temporal")
 
 #: The moisture function of :meth:`Store.write_acquisition`: model inputs in, moisture table out.
 MoistureFn = Callable[[pa.Table], "pd.DataFrame | pa.Table"]

@@ -11,9 +11,9 @@ Entering the block replaces the acquisition's row and the previous rows of the p
 of other parcels, e.g. parcels retired from the set, are kept: stored history is never dropped implicitly) and
 writes the observations. Leaving it commits; any exception inside the block (the caller's included) rolls
 everything back and is re-raised, so a failure half-way leaves the store as it was. The moisture is checked as
-it is written: one row per model-input row, of known parcels, with a known status and ``mv_pct`` null unless
-the status is ok (:class:`~plotsm.errors.ModelError` otherwise). Moisture is optional: a block without
-:meth:`AcquisitionTransaction.write_moisture` commits the observations alone.
+it is written: one row per model-input row, of known parcels, with a known status, ``mv_pct`` and ``mv_std_pct``
+null unless the status is ok, and a known ``method`` (:class:`~plotsm.errors.ModelError` otherwise). Moisture is
+optional: a block without :meth:`AcquisitionTransaction.write_moisture` commits the observations alone.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from plotsm.resources import sql_dir
 from plotsm.store.connection import StoreConnection, _column_names, _message, _quote
 from plotsm.store.tables import (
     ACQUISITION_FIELDS,
+    METHODS,
     MOISTURE_COLUMNS,
     OBSERVATION_REQUIRED,
     acquisition_record,
@@ -115,8 +116,8 @@ class AcquisitionTransaction:
         return inputs
 
     def write_moisture(self, moisture: pd.DataFrame | pa.Table) -> None:
-        """Insert the moisture of the parcels written: the columns of :data:`MOISTURE_COLUMNS`, one row per row
-        of :meth:`model_inputs`, keeping ``parcel_id``. :class:`ModelError` (and, on leaving the block, a
+        """Insert the moisture of the parcels written: the columns of :data:`MOISTURE_COLUMNS` (and optionally
+        :data:`MOISTURE_OPTIONAL`), one row per row of :meth:`model_inputs`, keeping ``parcel_id``. :class:`ModelError` (and, on leaving the block, a
         rollback) when it does not fit."""
         self._check_open("write_moisture()")
         acq_id = self.acquisition_id
@@ -210,19 +211,22 @@ class AcquisitionTransaction:
         missing = [c for c in MOISTURE_COLUMNS if c not in columns]
         if missing:
             raise ModelError(f"moisture of {acq_id}: moisture_fn returned no column(s) {', '.join(missing)}.")
+        # the optional columns (MOISTURE_OPTIONAL): NULL and 'single' when the table has none
+        std = "nullif(CAST(mv_std_pct AS DOUBLE), 'NaN'::DOUBLE)" if "mv_std_pct" in columns else "NULL"
+        method = "coalesce(CAST(method AS VARCHAR), 'single')" if "method" in columns else "'single'"
         try:
             con.execute(
-                "INSERT INTO moisture (parcel_id, acquisition_id, mv_pct, network, status, model_version) "
-                "SELECT CAST(parcel_id AS VARCHAR), $acquisition_id, "
+                "INSERT INTO moisture (parcel_id, acquisition_id, mv_pct, network, status, model_version, "
+                "mv_std_pct, method) SELECT CAST(parcel_id AS VARCHAR), $acquisition_id, "
                 "nullif(CAST(mv_pct AS DOUBLE), 'NaN'::DOUBLE), CAST(network AS VARCHAR), CAST(status AS VARCHAR), "
-                f"CAST(model_version AS VARCHAR) FROM {_MOIST_IN}",
+                f"CAST(model_version AS VARCHAR), {std}, {method} FROM {_MOIST_IN}",
                 {"acquisition_id": acq_id},
             )
         except (duckdb.ConstraintException, duckdb.ConversionException) as exc:
             raise ModelError(
                 f"moisture of {acq_id}: {_message(exc)}. Expected one row per parcel, status one of ok, "
-                "ndvi_above_max, slope_above_max, too_few_pixels, no_data, outside_domain, and mv_pct null unless "
-                "status is ok."
+                "ndvi_above_max, slope_above_max, too_few_pixels, no_data, outside_domain, mv_pct and mv_std_pct "
+                f"null unless status is ok, mv_std_pct not negative, method one of {', '.join(METHODS)}."
             ) from None
         unmatched = self._store._scalar(
             "SELECT count(*) FROM moisture AS m WHERE m.acquisition_id = $a AND NOT EXISTS "

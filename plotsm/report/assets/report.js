@@ -35,6 +35,14 @@
   const stAt = (d, p) => { const v = ST[d * nP + p]; return v === 255 ? null : (statuses[v] || "unknown"); };
   const ndviAt = (d, p) => { const v = NDVI[d * nP + p]; return v === 255 ? null : v / 100 - 1; };
   const vvAt = (d, p) => { const v = VV[d * nP + p]; return v === -32768 ? null : v / 100; };
+  // the posterior standard deviation of an estimate (vol.%) and the inversion that made it (single, temporal)
+  const STD = decode(D.values.std, Uint8Array), METHOD = decode(D.values.method, Uint8Array), methods = D.methods;
+  const stdAt = (d, p) => { const v = STD[d * nP + p]; return v === 255 ? null : v / 10; };
+  const methodAt = (d, p) => { const v = METHOD[d * nP + p]; return v === 255 ? null : (methods[v] || "unknown"); };
+  function estimate(d, p) {  // "21.5 ± 6.9 vol.% (temporal)": the value, its uncertainty, the inversion
+    const mv = mvAt(d, p), sd = stdAt(d, p), m = methodAt(d, p);
+    return `${mv.toFixed(1)}${sd === null ? "" : " ± " + sd.toFixed(1)} vol.%${m ? " (" + m + ")" : ""}`;
+  }
 
   const paths = new Array(nP), boxes = new Float64Array(nP * 4);
   for (let p = 0; p < nP; p++) {
@@ -147,7 +155,7 @@
   function describe(p, d) {
     const st = stAt(d, p), mv = mvAt(d, p);
     if (st === null) return `${ids[p]}: not in this acquisition`;
-    return st === "ok" ? `${ids[p]}: ${mv.toFixed(1)} vol.%` : `${ids[p]}: no estimate (${st.replace(/_/g, " ")})`;
+    return st === "ok" && mv !== null ? `${ids[p]}: ${estimate(d, p)}` : `${ids[p]}: no estimate (${st.replace(/_/g, " ")})`;
   }
   let drag = null;
   canvas.addEventListener("mousemove", (ev) => {
@@ -210,7 +218,7 @@
     const t = document.getElementById("dates-table"); t.textContent = "";
     const head = el("tr");
     for (const h of ["date (UTC)", "orbit", "a priori", "network", "ok", ...statuses.slice(1).map(s => s.replace(/_/g, " ")),
-      "Q1", "median", "Q3"]) head.append(el("th", {}, h));
+      "Q1", "median", "Q3", "median ±", "method"]) head.append(el("th", {}, h));
     t.append(head);
     dates.forEach((d, i) => {
       const tr = el("tr", i === current ? { class: "current" } : {});
@@ -218,6 +226,9 @@
         el("td", {}, d.network || "–"));
       for (const s of statuses) tr.append(el("td", {}, d.counts[s]));
       for (const q of d.quartiles) tr.append(el("td", {}, fmt(q, 1)));
+      const used = methods.filter(m => (d.methods || {})[m] > 0);
+      tr.append(el("td", { title: "median posterior standard deviation of the ok estimates (vol.%)" }, fmt(d.std_median, 1)),
+        el("td", { title: used.map(m => `${m}: ${d.methods[m]}`).join(", ") }, used.join(" + ") || "–"));
       tr.style.cursor = "pointer"; tr.addEventListener("click", () => setDate(i));
       t.append(tr);
     });
@@ -280,8 +291,19 @@
           s.append(svg("text", { x: Wd - R - 4, y: top + 12, "font-size": 10, "text-anchor": "end", fill: "#3182bd" }, `rain (bars, max ${mmMax} mm/day)`));
         }
       }
+      const clampY = v => Y(Math.max(lo, Math.min(hi, v)));
+      if (k === 0) {  // ±1 posterior standard deviation: a band through the estimates, and a bar at each
+        const band = [];
+        vals.forEach((v, i) => { const sd = stdAt(i, p); if (v !== null && sd !== null && stAt(i, p) === "ok") band.push([X(times[i]), v, sd]); });
+        if (band.length > 1) {
+          const edge = band.map(([x, v, sd]) => `${x},${clampY(v + sd)}`).concat(band.slice().reverse().map(([x, v, sd]) => `${x},${clampY(v - sd)}`));
+          s.append(svg("polygon", { points: edge.join(" "), fill: "#225ea8", "fill-opacity": 0.14, stroke: "none", class: "band" }));
+        }
+        band.forEach(([x, v, sd]) => s.append(svg("line", { x1: x, x2: x, y1: clampY(v + sd), y2: clampY(v - sd), stroke: "#225ea8",
+          "stroke-width": 1.4, "stroke-opacity": 0.7, class: "errorbar" })));
+      }
       const pts = [];
-      vals.forEach((v, i) => { if (v !== null && (k > 0 || stAt(i, p) === "ok")) pts.push([X(times[i]), Y(Math.max(lo, Math.min(hi, v)))]); });
+      vals.forEach((v, i) => { if (v !== null && (k > 0 || stAt(i, p) === "ok")) pts.push([X(times[i]), clampY(v)]); });
       if (pts.length > 1) s.append(svg("polyline", { points: pts.map(q => q.join(",")).join(" "), fill: "none", stroke: k === 0 ? "#225ea8" : "#666", "stroke-width": 1.2 }));
       vals.forEach((v, i) => {
         const st = stAt(i, p), x = X(times[i]);
@@ -293,7 +315,7 @@
         if (v === null) return;
         const c = svg("circle", { cx: x, cy: Y(Math.max(lo, Math.min(hi, v))), r: k === 0 ? 4.5 : 3, fill: k === 0 ? colour(v) : "#666",
           stroke: "#222", "stroke-width": 0.8, class: k === 0 ? "mv" : "aux" });
-        c.append(svg("title", {}, `${dates[i].datetime_utc}: ${k === 0 ? v.toFixed(1) + " vol.% (" + st + ")" : v.toFixed(2)}`));
+        c.append(svg("title", {}, `${dates[i].datetime_utc}: ${k === 0 ? estimate(i, p) + ", " + st : v.toFixed(2)}`));
         s.append(c);
       });
       s.append(svg("line", { x1: X(times[current]), x2: X(times[current]), y1: top, y2: bottom, stroke: "#e6007e", "stroke-dasharray": "3 3" }));
@@ -306,7 +328,7 @@
     }
     box.append(s);
     const legendLine = el("div", { class: "muted" });
-    legendLine.textContent = "Points: estimates (ok); squares: dates without an estimate, by status; bands: a-priori state (tan dry, blue wet).";
+    legendLine.textContent = "Points: estimates (ok), with ±1 posterior standard deviation (bars and shaded band, under the networks' training noise); squares: dates without an estimate, by status; bands: a-priori state (tan dry, blue wet).";
     box.append(legendLine);
   }
 
