@@ -15,7 +15,11 @@ output folder (so label building and hashing are included), while a sampler adds
 that process and its children every 0.2 s (``/proc``). Printed: total and per-acquisition wall time, peak RSS
 (sum over processes), the speed-up from 1 to 2 workers, and a third, incremental run with nothing to do.
 
-Target: ≤ 10 minutes for the year, peak RSS ≤ 3 GB. ``--size`` / ``--parcels`` / ``--acquisitions`` make a
+σ⁰ and θ are stored as ``plotsm s1 calibrate`` writes them (``--codec calibrate``, the default: σ⁰ lossless ZSTD,
+θ LERC within 0.005°) or as the scene was first built (``--codec deflate``); ``--compare STORE`` compares this
+run's moisture with another run's on the same scene (statuses, largest |Δ mv_pct|).
+
+Target: ≤ 120 s for the year, peak RSS ≤ 3 GB. ``--size`` / ``--parcels`` / ``--acquisitions`` make a
 smaller run for a quick check.
 """
 
@@ -61,7 +65,26 @@ def smooth_raster(path: Path, size_px: int, lo: float, hi: float, seed: int, noi
     tmp.rename(path)
 
 
-def build(size_px: int, n_parcels: int, n_acq: int) -> tuple[Path, Path, Path, Path, Path]:
+#: How ``--codec`` stores σ⁰ and θ: ``deflate`` as the scene is built (float32, deflate, 512 px tiles), ``calibrate``
+#: as ``plotsm s1 calibrate`` writes them (σ⁰ ZSTD level 1 with the floating-point predictor, lossless; θ LERC_ZSTD
+#: within 0.005°), converted from the deflate files.
+CODECS = {"deflate": None,
+          "calibrate": ({"COMPRESS": "ZSTD", "ZSTD_LEVEL": 1, "PREDICTOR": 3},
+                        {"COMPRESS": "LERC_ZSTD", "MAX_Z_ERROR": 0.005})}
+
+
+def recode(path: Path, options: dict[str, object], suffix: str) -> Path:
+    """A copy of ``path`` with other creation options (same tiling), made once."""
+    out = path.with_name(f"{path.stem}_{suffix}.tif")
+    if not out.is_file():
+        tmp = out.with_suffix(".tmp.tif")
+        rasterio.shutil.copy(path, tmp, driver="GTiff", TILED="YES", BLOCKXSIZE=512, BLOCKYSIZE=512,
+                             BIGTIFF="IF_SAFER", **options)
+        tmp.rename(out)
+    return out
+
+
+def build(size_px: int, n_parcels: int, n_acq: int, codec: str = "deflate") -> tuple[Path, Path, Path, Path, Path]:
     vv_a, parcels = scene(size_px, n_parcels, 0)
     folder = vv_a.parent
     vv_b = folder / "vv_b.tif"
@@ -77,7 +100,11 @@ def build(size_px: int, n_parcels: int, n_acq: int) -> tuple[Path, Path, Path, P
         smooth_raster(path, size_px, 0.1 + 0.15 * k, 0.4 + 0.15 * k, 10 + k, noise=0.05)
     slope = folder / "slope_v2.tif"  # v2: noise clipped at 0° (the first one had negative slopes)
     smooth_raster(slope, size_px, 0.0, 6.0, 20, noise=1.0)
-    cat = folder / f"catalog_vrt_{n_acq}"
+    if CODECS[codec] is not None:
+        sigma_opts, theta_opts = CODECS[codec]
+        vv_a, vv_b = recode(vv_a, sigma_opts, codec), recode(vv_b, sigma_opts, codec)
+        theta = recode(theta, theta_opts, codec)
+    cat = folder / (f"catalog_vrt_{n_acq}" if codec == "deflate" else f"catalog_vrt_{n_acq}_{codec}")
     s1, nd = cat / "s1", cat / "ndvi"
     if not cat.is_dir():
         s1.mkdir(parents=True)
@@ -104,21 +131,40 @@ def timed_run(args: list[str]) -> tuple[float, int, str]:
     return seconds, peak, output
 
 
+def compare(before: Path, after: Path) -> None:
+    """Moisture of two stores of the same scene side by side: statuses and mv_pct per parcel and acquisition."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{before}' AS a (READ_ONLY)")
+    con.execute(f"ATTACH '{after}' AS b (READ_ONLY)")
+    n, same_status, max_diff, ok = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE x.status = y.status), max(abs(x.mv_pct - y.mv_pct)), "
+        "count(*) FILTER (WHERE x.status = 'ok') FROM a.moisture x JOIN b.moisture y USING (parcel_id, acquisition_id)"
+    ).fetchone()
+    print(f"against {before}: {n} rows in both, {same_status} with the same status ({ok} ok), largest |Δ mv_pct| "
+          f"{max_diff:.3g} vol.%")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=10980)
     ap.add_argument("--parcels", type=int, default=150_000)
     ap.add_argument("--acquisitions", type=int, default=60)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--codec", choices=sorted(CODECS), default="calibrate",
+                    help="how σ⁰ and θ are stored (calibrate: as s1 calibrate writes them)")
+    ap.add_argument("--compare", type=Path, default=None,
+                    help="a store of an earlier run on the same scene: compare its moisture with this run's")
     args = ap.parse_args()
     t = time.perf_counter()
-    parcels, s1, nd, slope, folder = build(args.size, args.parcels, args.acquisitions)
+    parcels, s1, nd, slope, folder = build(args.size, args.parcels, args.acquisitions, args.codec)
     print(f"scene ready in {time.perf_counter() - t:.0f} s: {args.size}² px, {args.parcels} parcels, "
           f"{args.acquisitions} acquisitions")
     plotsm = [sys.executable, "-c", "from plotsm.cli import main; main()"]
     times = {}
     for n in args.workers:
-        out = OUT / f"series_{args.size}_{args.acquisitions}_w{n}"
+        out = OUT / f"series_{args.size}_{args.acquisitions}_w{n}_{args.codec}"
         subprocess.run(["rm", "-rf", str(out)], check=True)
         run = [*plotsm, "--quiet", "run", "--parcels", str(parcels), "--s1", str(s1), "--ndvi", str(nd), "--slope",
                str(slope), "--out", str(out), "--workers", str(n), "--id-field", "parcel_id"]
@@ -130,9 +176,11 @@ def main() -> None:
             again, peak2, output2 = timed_run(run)
             print(f"incremental re-run (nothing to do): {again:.1f} s, peak RSS {peak2 / 1e9:.2f} GB")
             print("\n".join(line for line in output2.splitlines() if "skipped" in line.lower())[-300:])
+        if args.compare is not None:
+            compare(args.compare, out / "plotsm.duckdb")
     if 1 in times and 2 in times:
         print(f"speed-up 1 → 2 workers: {times[1] / times[2]:.2f}×")
-    print(f"target: ≤ 600 s for the year, ≤ 3 GB peak RSS; cores: {os.cpu_count()}")
+    print(f"target: ≤ 120 s for the year, ≤ 3 GB peak RSS; cores: {os.cpu_count()}")
 
 
 if __name__ == "__main__":

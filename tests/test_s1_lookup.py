@@ -171,3 +171,36 @@ def test_cli_exact_geocoding_agrees_with_the_lookup(safe, tmp_path):
     rel = np.abs(s_l[ok] / s_e[ok] - 1)
     assert np.median(rel) < 1e-4 and np.quantile(rel, 0.99) < 4e-3
     assert np.nanmax(np.abs(t_l - t_e)) < 1e-3 + 2 * 0.005  # and each stored within 0.005° by LERC
+
+
+def test_heights_agree_with_gdal_warp(safe):
+    """The DEM onto the map grid (PROJ on a lattice, linear between, bilinear samples) over the Rome SRTM, against
+    PROJ at every pixel with the same bilinear samples (within 1e-3 m), and against GDAL's warper
+    (rasterio.warp.reproject, bilinear): the same pixels with a height, 0.03 m apart in the median and < 1 m
+    everywhere (GDAL's approximate transformer places its samples within 0.125 map pixel, 1.25 m, on slopes of
+    up to 0.5 m per metre)."""
+    from rasterio.enums import Resampling
+    from rasterio.warp import reproject
+    from scipy.ndimage import map_coordinates
+
+    with open_grd_product(safe) as p:
+        geo = TerrainGeocoder(p, DEM, geoid_offset_m=0.0)
+        grid = default_grid(p, DEM)
+        ours = geo.heights(grid)
+    gdal = np.full((grid.height, grid.width), np.nan)
+    with rasterio.open(DEM) as src:
+        z, dem_transform, dem_crs = src.read(1).astype(np.float64), src.transform, src.crs
+        reproject(z, gdal, src_transform=dem_transform, src_crs=dem_crs, dst_transform=grid.transform,
+                  dst_crs=grid.crs, dst_nodata=np.nan, resampling=Resampling.bilinear)
+    t = grid.transform
+    cols, rows = np.meshgrid(np.arange(grid.width) + 0.5, np.arange(grid.height) + 0.5)
+    lon, lat = Transformer.from_crs(grid.crs, dem_crs.to_wkt(), always_xy=True).transform(t.c + t.a * cols,
+                                                                                          t.f + t.e * rows)
+    inv = ~dem_transform
+    exact = map_coordinates(z, [inv.e * lat + inv.f - 0.5, inv.a * lon + inv.c - 0.5], order=1, mode="constant",
+                            cval=np.nan)
+    assert np.nanmax(np.abs(ours - exact)) < 1e-3
+    both = np.isfinite(ours) & np.isfinite(gdal)
+    assert both.sum() > 0.95 * np.isfinite(gdal).sum() > 500_000
+    diff = np.abs(ours[both] - gdal[both])
+    assert np.median(diff) < 0.05 and diff.max() < 1.0

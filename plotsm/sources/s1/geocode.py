@@ -48,8 +48,7 @@ import numpy as np
 from affine import Affine
 from numpy.typing import NDArray
 from pyproj import CRS, Transformer
-from rasterio.enums import Resampling
-from rasterio.warp import reproject, transform_bounds
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from scipy.interpolate import RegularGridInterpolator
 from scipy.ndimage import distance_transform_edt
@@ -58,6 +57,7 @@ from plotsm.errors import DataWarning, InputError
 from plotsm.raster import Grid, open_raster
 from plotsm.sources.dem import DemNodata, as_dem_nodata, check_dem_nodata, read_heights
 from plotsm.sources.s1.annotation import geolocation_gcps
+from plotsm.sources.s1.heights import sample_heights
 from plotsm.sources.s1.product import GrdProduct
 
 PathLike = str | os.PathLike[str]
@@ -166,18 +166,18 @@ class TerrainGeocoder:
 
     def heights(self, grid: Grid) -> NDArray[np.float64]:
         """Ellipsoidal heights (m) of the DEM on ``grid`` (bilinear; NaN off the DEM or on its no-data: the nodata
-        tag and ``dem_nodata``, never a 0 m height). Only the DEM window under the grid is read."""
-        out = np.full((grid.height, grid.width), np.nan, dtype=np.float64)
+        tag and ``dem_nodata``, never a 0 m height; a map pixel next to no data has none). Only the DEM window under
+        the grid is read (:func:`.heights.sample_heights`)."""
         with open_raster(self.dem) as src:
             window = _window_under(src, grid)
             if window is None:
-                return out
+                return np.full((grid.height, grid.width), np.nan, dtype=np.float64)
             heights = read_heights(src, self.dem_nodata.values, window)
             # the window's transform written out: rasterio's window_transform warns (PendingDeprecationWarning of
             # affine's `*`), and a warning from a block thread upsets warnings.catch_warnings in the caller
             win_transform = src.transform @ Affine.translation(window.col_off, window.row_off)
-            reproject(heights, out, src_transform=win_transform, src_crs=src.crs, src_nodata=np.nan,
-                      dst_transform=grid.transform, dst_crs=grid.crs, dst_nodata=np.nan, resampling=Resampling.bilinear)
+        horizontal = self._dem_crs.sub_crs_list[0] if self._dem_crs.is_compound else self._dem_crs
+        out = sample_heights(heights, win_transform, horizontal, grid)
         if self.geoid_offset_m is not None:
             out += self.geoid_offset_m
         elif self._geoid is not None:

@@ -143,25 +143,23 @@ def calibrate_grd(product_path: PathLike, out_dir: PathLike, *, dem: PathLike | 
                                                                level=1, predictor=3))
             theta_dst = stack.enter_context(write_geotiff_atomic(paths[1], profile, pyramid, cog=True,
                                                                  compress="lerc_zstd", max_z_error=THETA_MAX_ERROR_DEG))
-            shared, dem_lock = _Locked(image), threading.Lock()
+            shared = _Locked(image)
 
             def compute(corner: tuple[int, int]) -> tuple[Window, NDArray[np.float32], NDArray[np.float32], int]:
                 r0, c0 = corner
                 win = Window(c0, r0, min(block, target.width - c0), min(block, target.height - r0))
                 sub = _sub_grid(target, win)
                 if lookup is not None:
-                    # one DEM warp at a time: rasterio's reproject enters warnings.catch_warnings, which is not
-                    # thread-safe (two at once left an ignore-all filter behind, hiding the caller's warnings)
-                    with dem_lock:
-                        heights = lookup.geocoder.heights(sub)
-                    pos, theta = lookup.positions(r0, c0, heights)
+                    pos, theta = lookup.positions(r0, c0, lookup.geocoder.heights(sub))
                 else:
                     pos = geocoder.positions(sub)
                     theta = incidence(pos)
                 sigma0, clipped = sample_sigma0(shared, pos, lut, noise)
                 return win, sigma0, theta.astype(np.float32), clipped
 
-            # blocks are computed on `threads` threads (GDAL, BLAS and numpy's array loops release the GIL) and
+            # blocks are computed on `threads` threads (GDAL, BLAS and numpy's array loops release the GIL; nothing
+            # in a block enters warnings.catch_warnings, which is not thread-safe: .heights does not use GDAL's
+            # warper for that reason) and
             # written here in order; the exact and GCP geocoders keep to one thread (sarsen's and GDAL's
             # transformers are not known to be thread-safe)
             n_threads = max(1, threads or min(os.cpu_count() or 1, MAX_THREADS)) if lookup is not None else 1
