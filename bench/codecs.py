@@ -32,10 +32,10 @@ from _timing import best_of  # noqa: E402
 
 CODECS: list[tuple[str, dict[str, object]]] = [
     ("none", {"compress": "none"}),
-    ("deflate, predictor 3, level 6 (plotsm today)", {"compress": "deflate", "predictor": 3, "zlevel": 6}),
+    ("deflate, predictor 3, level 6", {"compress": "deflate", "predictor": 3, "zlevel": 6}),
     ("deflate, predictor 3, level 1", {"compress": "deflate", "predictor": 3, "zlevel": 1}),
     ("deflate, no predictor, level 6", {"compress": "deflate", "predictor": 1, "zlevel": 6}),
-    ("zstd, predictor 3, level 1", {"compress": "zstd", "predictor": 3, "zstd_level": 1}),
+    ("zstd, predictor 3, level 1 (s1 calibrate)", {"compress": "zstd", "predictor": 3, "zstd_level": 1}),
     ("zstd, predictor 3, level 9", {"compress": "zstd", "predictor": 3, "zstd_level": 9}),
     ("zstd, predictor 2, level 1", {"compress": "zstd", "predictor": 2, "zstd_level": 1}),
     ("lerc (max_z_error 0)", {"compress": "lerc", "max_z_error": 0}),
@@ -61,7 +61,7 @@ THETA_CODECS: list[tuple[str, dict[str, object]]] = [
     ("zstd, predictor 3, level 1", {"compress": "zstd", "predictor": 3, "zstd_level": 1}),
     ("lerc (max_z_error 0.005°)", {"compress": "lerc", "max_z_error": 0.005}),
     ("lerc_deflate (max_z_error 0.005°)", {"compress": "lerc_deflate", "max_z_error": 0.005}),
-    ("lerc_zstd (max_z_error 0.005°)", {"compress": "lerc_zstd", "max_z_error": 0.005}),
+    ("lerc_zstd (max_z_error 0.005°, s1 calibrate)", {"compress": "lerc_zstd", "max_z_error": 0.005}),
 ]
 
 
@@ -103,13 +103,17 @@ def measure(data: np.ndarray, codecs: list[tuple[str, dict[str, object]]], profi
 
 
 def show(title: str, rows: list[tuple[str, float | None, float | None, float | None, str]], mpx: float) -> None:
+    """One table: size, write and read time, read speed, and the read time over the uncompressed file's."""
+    base = next((r[3] for r in rows if r[0] == "none"), None)
     print(title)
-    print(f"{'codec':<46}{'size':>8}{'write s':>9}{'read s':>8}{'Mpx/s':>8}")
+    print(f"{'codec':<46}{'size':>8}{'write s':>9}{'read s':>8}{'Mpx/s':>8}" + (f"{'read/none':>10}" if base else ""))
     for name, size, write_s, read_s, note in rows:
         if size is None or write_s is None or read_s is None:
             print(f"{name:<46}  {note}")
             continue
-        print(f"{name:<46}{size:>7.0%}{write_s:>9.2f}{read_s:>8.3f}{mpx / read_s:>8.0f}" + (f"  {note}" if note else ""))
+        ratio = f"{read_s / base:>10.2f}" if base else ""
+        print(f"{name:<46}{size:>7.0%}{write_s:>9.2f}{read_s:>8.3f}{mpx / read_s:>8.0f}{ratio}"
+              + (f"  {note}" if note else ""))
 
 
 def main() -> None:
@@ -121,38 +125,12 @@ def main() -> None:
     profile = {"driver": "GTiff", "width": args.size, "height": args.size, "count": 1, "dtype": "float32",
                "crs": "EPSG:32631", "transform": Affine(10, 0, 300000, 0, -10, 5000000), "nodata": np.nan,
                "tiled": True, "blockxsize": 512, "blockysize": 512}
-    rows = []
     with tempfile.TemporaryDirectory(prefix="plotsm-codecs-") as tmp:
-        for name, options in CODECS:
-            path = Path(tmp) / f"{len(rows)}.tif"
-            try:
-                t0 = time.perf_counter()
-                with rasterio.open(path, "w", **profile, **options) as dst:
-                    dst.write(data, 1)
-                write_s = time.perf_counter() - t0
-            except rasterio.errors.RasterioError as exc:
-                rows.append((name, None, None, None, f"not supported here: {exc}"))
-                continue
-
-            def read(p: Path = path) -> np.ndarray:
-                with rasterio.open(p) as src:
-                    return src.read(1)
-
-            back = read()
-            same = np.array_equal(back.view(np.uint32), data.view(np.uint32))
-            read_s = best_of(read, 3)
-            rows.append((name, path.stat().st_size / raw, write_s, read_s, "" if same else "NOT LOSSLESS"))
+        rows = measure(data, CODECS, profile, tmp)
         theta_rows = measure(theta(args.size), THETA_CODECS, profile, tmp)
-    base = next(r[3] for r in rows if r[0] == "none")
     mpx = args.size * args.size / 1e6
-    print(f"σ⁰ float32 {args.size}² px ({mpx:.1f} Mpx, {raw / 1e6:.0f} MB raw), 512 px tiles, one thread, best of 3")
-    print(f"{'codec':<46}{'size':>8}{'write s':>9}{'read s':>8}{'Mpx/s':>8}{'read/none':>10}")
-    for name, size, write_s, read_s, note in rows:
-        if size is None:
-            print(f"{name:<46}  {note}")
-            continue
-        print(f"{name:<46}{size:>7.0%}{write_s:>9.2f}{read_s:>8.3f}{mpx / read_s:>8.0f}{read_s / base:>10.2f}"
-              + (f"  {note}" if note else ""))
+    show(f"σ⁰ float32 {args.size}² px ({mpx:.1f} Mpx, {raw / 1e6:.0f} MB raw), 512 px tiles, one thread, best of 3",
+         rows, mpx)
     print()
     show(f"θ float32 {args.size}² px, 512 px tiles, one thread, best of 3", theta_rows, mpx)
 
