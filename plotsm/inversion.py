@@ -130,12 +130,6 @@ def invert(inputs: pd.DataFrame, network: Network | str, masks: MaskSettings = M
 
 def single_std(theta_deg: np.ndarray, ndvi: np.ndarray, vv_db: np.ndarray, synth: SynthSettings) -> np.ndarray:
     """Posterior standard deviation (vol.%) of single-date estimates: :func:`plotsm.model.temporal.posterior_single`
-    under the network's training noise model; NaN where it gives none (not finite, or negative).
-
-    Until that function is implemented (it raises NotImplementedError, issue 17) the uncertainty is unknown: NaN,
-    stored as NULL, as for rows stored before it existed. Remove this fallback when it lands."""
-    try:
-        std = np.asarray(posterior_single(theta_deg, ndvi, vv_db, synth=synth).mv_std_pct, dtype=np.float64)
-    except NotImplementedError:
-        return np.full(len(theta_deg), np.nan)
+    under the network's training noise model; NaN where it gives none (not finite, or negative)."""
+    std = np.asarray(posterior_single(theta_deg, ndvi, vv_db, synth=synth).mv_std_pct, dtype=np.float64)
     return np.where(np.isfinite(std) & (std >= 0), std, np.nan)

@@ -4,7 +4,7 @@ The science (plotsm.model.temporal) is replaced here by deterministic fakes whos
 hand, so the wiring is tested on its own: ``posterior_single`` answers a constant standard deviation, and
 ``invert_series`` answers, at every valid (parcel, date), 100 × the parcel's mean NDVI over its valid dates of the
 window (the estimate) and the number of those dates (the "standard deviation"), which shows what each call saw.
-The last tests use the real functions, and skip while they raise NotImplementedError.
+The last tests use the real functions.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import plotsm.inversion
 import plotsm.series.temporal_pass as temporal_pass
 from plotsm.errors import ModelError
 from plotsm.inversion import DEFAULT_INVERSION, INVERSIONS, TemporalSettings, invert
-from plotsm.model.temporal import Posterior, invert_series, posterior_single
+from plotsm.model.temporal import Posterior
 from plotsm.model.synth import SynthSettings
 from plotsm.pipeline import RunSettings
 from plotsm.series.temporal_pass import Window, run_temporal_pass, windows_to_update
@@ -407,14 +407,14 @@ def test_switching_the_method_recomputes_the_acquisitions(demo_scene, tmp_path, 
 
 def test_a_joint_inversion_that_fails_exits_5_and_keeps_single_date_estimates(demo_scene, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
-        raise NotImplementedError
+        raise ModelError("the joint inversion failed (test)")
 
     monkeypatch.setattr(plotsm.inversion, "posterior_single", fake_posterior_single)
     monkeypatch.setattr(temporal_pass, "invert_series", broken)
     cat = catalogue(demo_scene, tmp_path / "cat", DATES[:1])
     res = run(demo_scene, cat, tmp_path / "out", "--inversion", "temporal")
     assert res.returncode == 5
-    assert "the joint inversion (plotsm.model.temporal.invert_series) is not implemented" in res.stderr
+    assert "the joint inversion failed (test)" in res.stderr
     assert (table(tmp_path / "out")["method"] == "single").all()
 
 
@@ -426,18 +426,7 @@ def test_an_unknown_inversion_is_a_usage_error(demo_scene, tmp_path):
 # --------------------------------------------------------------------------- with the real joint inversion
 
 
-@pytest.fixture(scope="module")
-def real_temporal():
-    """The real functions of plotsm.model.temporal; the tests that need them skip while they are not written."""
-    one = np.array([[35.0]])
-    try:
-        invert_series(one, one * 0 + 0.3, one * 0 - 11.0, synth=SynthSettings.for_network("all"))
-        posterior_single(one[0], one[0] * 0 + 0.3, one[0] * 0 - 11.0, synth=SynthSettings.for_network("all"))
-    except NotImplementedError:
-        pytest.skip("temporal inversion not implemented yet")
-
-
-def test_run_temporal_end_to_end_with_the_real_inversion(real_temporal, demo_scene, tmp_path):
+def test_run_temporal_end_to_end_with_the_real_inversion(demo_scene, tmp_path):
     cat = catalogue(demo_scene, tmp_path / "cat", DATES)
     assert run(demo_scene, cat, tmp_path / "single").returncode == 0
     res = run(demo_scene, cat, tmp_path / "out", "--inversion", "temporal")

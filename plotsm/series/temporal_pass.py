@@ -103,7 +103,7 @@ def invert_window(store: Store, window: Window, settings: TemporalSettings,
     """Invert ``window`` jointly and rewrite its 'ok' rows in one transaction (see the module docstring).
 
     ``networks``: networks already loaded, by name (others are loaded from the members' ``models_dir``).
-    :class:`ModelError` when the joint inversion is not available or returns arrays of the wrong shape: the
+    :class:`ModelError` when the joint inversion fails or returns arrays of the wrong shape: the
     window keeps its single-date estimates."""
     rows = store.query("temporal_inputs", {"by_orbit": window.by_orbit,
                                            "relative_orbit": window.relative_orbit}).to_pandas()
@@ -142,12 +142,7 @@ def invert_group(group: pd.DataFrame, synth: SynthSettings, settings: TemporalSe
         return values
 
     orbit = pd.to_numeric(dates["relative_orbit"]).fillna(-1).to_numpy(dtype=np.int64)
-    try:
-        post = invert_series(grid("theta_deg"), grid("ndvi"), grid("vv_db"), synth=synth, orbit=orbit,
-                             settings=settings)
-    except NotImplementedError:
-        raise ModelError(f"{what}: the joint inversion (plotsm.model.temporal.invert_series) is not implemented in "
-                         "this plotsm yet; the single-date estimates are kept. Run with --inversion single.") from None
+    post = invert_series(grid("theta_deg"), grid("ndvi"), grid("vv_db"), synth=synth, orbit=orbit, settings=settings)
     mv, std = (np.asarray(a, dtype=np.float64) for a in (post.mv_pct, post.mv_std_pct))
     if mv.shape != shape or std.shape != shape:
         raise ModelError(f"{what}: the joint inversion returned arrays of shape {mv.shape} and {std.shape} for "
