@@ -199,6 +199,7 @@ class DemoSummary:
     export_path: Path
     report_path: Path | None = None
     map_path: Path | None = None
+    methods: dict[str, int] = field(default_factory=dict)  # inversion method → estimates with status ok
 
 
 def _quicklook(out_dir: Path, acquisition: str) -> Path:
@@ -250,7 +251,7 @@ def run_demo(out_dir: Path, *, seed: int = 2017, progress: Progress | None = Non
     truth = pd.read_parquet(scene.truth)
     truth["acquisition_id"] = [acquisition_id(parse_datetime(d), "S1A") for d in truth["datetime"]]
     with Store(out_dir, read_only=True) as store:
-        est = store.sql("SELECT parcel_id, acquisition_id, mv_pct, status FROM moisture").to_pandas()
+        est = store.sql("SELECT parcel_id, acquisition_id, mv_pct, status, method FROM moisture").to_pandas()
     joined = est.merge(truth, left_on=["parcel_id", "acquisition_id"], right_on=["parcel_code", "acquisition_id"],
                        suffixes=("", "_true"))
     ok = joined[joined["status"] == "ok"]
@@ -270,5 +271,5 @@ def run_demo(out_dir: Path, *, seed: int = 2017, progress: Progress | None = Non
         n_parcels=len(parcels), n_read=parcels.report.n_read, n_repaired=parcels.report.n_repaired,
         acquisitions=per_acq, statuses=STATUSES, rmse=float(np.sqrt(np.mean(err**2))), bias=float(err.mean()),
         n_ok=int(err.size), seconds=time.perf_counter() - t0, example_parcel=str(ok["parcel_id"].iloc[0]),
-        export_path=export_path,
+        export_path=export_path, methods={str(k): int(v) for k, v in ok["method"].value_counts().items()},
     )

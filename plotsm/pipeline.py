@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from plotsm.errors import InputError, UsageError, option
-from plotsm.inversion import DEFAULT_INVERSION, INVERSIONS, MaskSettings, TemporalSettings
+from plotsm.inversion import DEFAULT_INVERSION, INVERSIONS, RUN_TEMPORAL, MaskSettings, TemporalSettings
 from plotsm.progress import Progress
 from plotsm.raster import ROLE_QUANTITY, Decoding, Encoding, Grid, format_bounds, inspect_raster
 from plotsm.store.tables import vv_db_of
@@ -49,7 +49,7 @@ class RunSettings:
     ndvi_offset: float | None = None
     ndvi_nodata: float | Literal["none"] | None = None
     inversion: Literal["single", "temporal"] = DEFAULT_INVERSION  # type: ignore[assignment]  # one of INVERSIONS
-    temporal: TemporalSettings = field(default_factory=TemporalSettings)
+    temporal: TemporalSettings = RUN_TEMPORAL
 
     def __post_init__(self) -> None:
         self.encoding()  # checks the values

@@ -94,7 +94,8 @@ def test_observe_and_estimate_give_what_run_stores(demo_dir, tmp_path):
         warnings.simplefilter("ignore")
         main(["-q", "run", "--parcels", str(scene / "parcels.gpkg"), "--id-field", "parcel_code", "--vv",
               str(files["vv"]), "--theta", str(files["theta"]), "--ndvi", str(files["ndvi"]), "--slope",
-              str(files["slope"]), "--date", "2024-04-18T17:49:12Z", "--apriori", "wet", "--out", str(tmp_path)])
+              str(files["slope"]), "--date", "2024-04-18T17:49:12Z", "--apriori", "wet", "--out", str(tmp_path),
+              "--inversion", "single"])  # estimate_moisture is the single-date inversion
     assert done.value.code == 0
     with duckdb.connect(str(tmp_path / "plotsm.duckdb"), read_only=True) as con:
         stored = con.execute("SELECT o.*, m.mv_pct, m.status, m.network FROM observations o JOIN moisture m "

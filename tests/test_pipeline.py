@@ -54,6 +54,8 @@ def test_demo_summary(demo):
     # the networks' synthetic accuracy is 4.4 (dry) / 5.1 (wet) / 6.5 (all) vol.%
     assert 3.0 < s.rmse < 6.0
     assert abs(s.bias) < 2.0
+    # the default inversion: every ok estimate was rewritten by the joint inversion of its parcel's series
+    assert s.methods == {"temporal": s.n_ok}
     assert count(out, "SELECT count(*) FROM moisture") == 4 * s.n_parcels
     assert (out / "moisture.parquet").is_file()
 

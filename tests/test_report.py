@@ -109,7 +109,7 @@ def test_report_in_a_real_browser(demo_run: Path, tmp_path: Path) -> None:
         browser.mouse("mouseMoved", point["x"], point["y"])
         tip = browser.evaluate("document.getElementById('tooltip').textContent")
         value, sd = float(wide.loc[parcel, second]), float(stds.loc[parcel, second])
-        assert tip == f"{parcel}: {value:.1f} ± {sd:.1f} vol.% (single)"  # the demo runs the single-date inversion
+        assert tip == f"{parcel}: {value:.1f} ± {sd:.1f} vol.% (temporal)"  # the demo runs the default, temporal
         browser.click(point["x"], point["y"])
         assert browser.evaluate("window.plotsmReport.selected()") == parcel
         assert parcel in browser.evaluate("document.getElementById('series-title').textContent")
@@ -124,13 +124,13 @@ def test_report_in_a_real_browser(demo_run: Path, tmp_path: Path) -> None:
         # the moisture panel is 170 px for 0–50 vol.%: the bar spans 2·std of those pixels (std kept to 0.1)
         assert bar[1] - bar[0] == pytest.approx(2 * round(first_ok["mv_std_pct"], 1) * 170 / 50, abs=0.01)
         title = browser.evaluate("document.querySelector('#series circle.mv title').textContent")
-        assert f"{first_ok['mv_pct']:.1f} ± {first_ok['mv_std_pct']:.1f} vol.% (single), ok" in title
+        assert f"{first_ok['mv_pct']:.1f} ± {first_ok['mv_std_pct']:.1f} vol.% (temporal), ok" in title
         header = browser.evaluate("Array.from(document.querySelectorAll('#dates-table th')).map(h => h.textContent)")
         assert header[-2:] == ["median ±", "method"]
         first_row = browser.evaluate("Array.from(document.querySelectorAll('#dates-table tr')[1].children)"
                                     ".map(c => c.textContent)")
         first_day = rows[(rows["acquisition_id"] == first) & (rows["status"] == "ok")]
-        assert first_row[-2:] == [f"{np.median(first_day['mv_std_pct']):.1f}", "single"]
+        assert first_row[-2:] == [f"{np.median(first_day['mv_std_pct']):.1f}", "temporal"]
         assert browser.errors == []
         shot = browser.screenshot(tmp_path / "report.png")
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000

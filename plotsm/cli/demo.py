@@ -58,7 +58,8 @@ def _print_demo(s: Any, out_dir: Path) -> None:
     Console(width=max(out.width, 96)).print(table)
     out.print(
         f"parcels read {s.n_read}, geometries repaired {s.n_repaired}. Against the known truth, on the "
-        f"{s.n_ok} estimates with status ok: RMSE {s.rmse:.2f} vol.%, bias {s.bias:+.2f} vol.%. "
+        f"{s.n_ok} estimates with status ok ({_methods(s.methods)}): RMSE {s.rmse:.2f} vol.%, "
+        f"bias {s.bias:+.2f} vol.%. "
         f"Total time {s.seconds:.1f} s."
     )
     out.print(f"outputs: {out_dir / 'plotsm.duckdb'} (DuckDB), {s.export_path} (GeoParquet); inputs in {out_dir / 'scene'}")
@@ -70,3 +71,10 @@ def _print_demo(s: Any, out_dir: Path) -> None:
     out.print("try:")
     out.print(f"  {cmd} sql summary --out {out_dir}")
     out.print(f"  {cmd} sql history --out {out_dir} --param parcel_id={s.example_parcel}")
+
+
+def _methods(methods: dict[str, int]) -> str:
+    """'method temporal' or 'methods single 12, temporal 8040' (the inversion that made the estimates)."""
+    if len(methods) == 1:
+        return f"method {next(iter(methods))}"
+    return "methods " + ", ".join(f"{k} {v}" for k, v in sorted(methods.items()))

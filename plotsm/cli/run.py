@@ -24,7 +24,7 @@ from plotsm.errors import PlotsmError
 CHOICES = (("--apriori", ("dry", "wet", "none", "auto")), ("--rule", ("center", "coverage")),
            ("--pair", ("month", "nearest")), ("--vv-unit", ("linear", "db")), ("--theta-unit", ("degree", "radian")),
            ("--parcels-update", ("add", "replace")), ("--weather", ("open-meteo",)),
-           ("--inversion", ("single", "temporal")))
+           ("--inversion", ("single", "temporal")), ("--temporal-windows", ("all", "orbit")))
 
 
 def run(
@@ -68,7 +68,8 @@ def run(
     min_pixels: Annotated[int, typer.Option("--min-pixels", help="No estimate below this many valid σ⁰ pixels.")] = 20,
     slope_max: Annotated[float, typer.Option("--slope-max", help="No estimate above this slope, degrees.")] = 10.0,
     models: Annotated[Optional[Path], typer.Option("--models-dir", help="Folder of .onnx networks (default: shipped).")] = None,
-    inversion: Annotated[Optional[str], typer.Option("--inversion", help="single: each date on its own (the network); temporal: then the joint inversion of each parcel's series over its window (the stored acquisitions of its relative orbit), which rewrites the ok estimates and their uncertainty. Default: single.")] = None,
+    inversion: Annotated[Optional[str], typer.Option("--inversion", help="single: each date on its own (the network); temporal: then the joint inversion of each parcel's series over its window (see --temporal-windows), which rewrites the ok estimates and their uncertainty. Default: temporal.")] = None,
+    temporal_windows: Annotated[Optional[str], typer.Option("--temporal-windows", help="With --inversion temporal: all: one window of every orbit's acquisitions, with moisture dynamics fitted to the series (the default; docs/temporal.md); orbit: a window per relative orbit, same settings.")] = None,
 ) -> None:
     """Soil moisture of every parcel for one acquisition (--vv and --theta, optionally --date) or a series (--s1).
 
@@ -77,7 +78,9 @@ def run(
     from plotsm.errors import UsageError
     from plotsm.apriori import AprioriRule
     from plotsm.catalog import run_acquisitions
-    from plotsm.inversion import DEFAULT_INVERSION, MaskSettings
+    from dataclasses import replace
+
+    from plotsm.inversion import DEFAULT_INVERSION, RUN_TEMPORAL, MaskSettings
     from plotsm.parcels import read_parcels
     from plotsm.pipeline import RunSettings
     from plotsm.raster import parse_nodata
@@ -85,7 +88,8 @@ def run(
 
     given = {"--apriori": apriori, "--rule": rule, "--pair": pair, "--vv-unit": vv_unit or "linear",
              "--theta-unit": theta_unit or "degree", "--parcels-update": parcels_update or "add",
-             "--weather": weather or "open-meteo", "--inversion": inversion or DEFAULT_INVERSION}
+             "--weather": weather or "open-meteo", "--inversion": inversion or DEFAULT_INVERSION,
+             "--temporal-windows": temporal_windows or "all"}
     for name, allowed in CHOICES:
         if given[name] not in allowed:
             raise UsageError(f"{name} {given[name]!r}: expected one of {', '.join(allowed)}")
@@ -100,6 +104,7 @@ def run(
         models_dir=str(models) if models else None, theta_unit=theta_unit,  # type: ignore[arg-type]
         ndvi_scale=ndvi_scale, ndvi_offset=ndvi_offset, ndvi_nodata=parse_nodata(ndvi_nodata, "--ndvi-nodata"),
         inversion=given["--inversion"],  # type: ignore[arg-type]
+        temporal=replace(RUN_TEMPORAL, by_orbit=given["--temporal-windows"] == "orbit"),
     )
     p = read_parcels(parcels, id_field=id_field, parcels_crs=parcels_crs, layer=layer)
     for message in p.report.messages:

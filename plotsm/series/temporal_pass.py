@@ -6,9 +6,9 @@ window, every 'ok' row of the acquisitions stored with ``inversion = temporal`` 
 ``temporal`` (:meth:`plotsm.store.Store.revise_moisture`, one transaction per window). Statuses never change: a
 date the single-date masks rejected is NaN in the joint inversion's inputs and keeps its flag.
 
-**Windows.** A window here is what one call of the joint inversion sees: the stored acquisitions of one relative
-orbit (``TemporalSettings.by_orbit``, the default; acquisitions without an orbit form their own window) or of
-all orbits, in time order (inside it, ``TemporalSettings.window`` cuts the roughness chain into runs of
+**Windows.** A window here is what one call of the joint inversion sees: the stored acquisitions of all orbits (a
+run's default, :data:`plotsm.inversion.RUN_TEMPORAL`) or of one relative orbit (``TemporalSettings.by_orbit``;
+acquisitions without an orbit then form their own window), in time order (inside it, ``TemporalSettings.window`` cuts the roughness chain into runs of
 consecutive dates: that is the science's business, :mod:`plotsm.model.temporal`); only the
 acquisitions stored with ``inversion = temporal`` belong to it, so a single-date acquisition of the same folder
 keeps its single-date estimates (its fingerprint says so). Within a window each network (the a-priori group: dry,
@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from plotsm.errors import ModelError
-from plotsm.inversion import TemporalSettings
+from plotsm.inversion import RUN_TEMPORAL, TemporalSettings
 from plotsm.model.infer import Network, load_network
 from plotsm.model.synth import SynthSettings
 from plotsm.model.temporal import invert_series
@@ -76,10 +76,11 @@ def temporal_members(store: Store) -> pd.DataFrame:
 
 
 def stored_settings(members: pd.DataFrame) -> TemporalSettings:
-    """The temporal settings of the most recent member (the defaults when none is stored)."""
+    """The temporal settings of the most recent member (a run's defaults, :data:`RUN_TEMPORAL`, when none is
+    stored)."""
     texts = [t for t in members["temporal_settings"] if isinstance(t, str)]
     if not texts:
-        return TemporalSettings()
+        return RUN_TEMPORAL
     known = {f.name for f in fields(TemporalSettings)}
     return TemporalSettings(**{k: v for k, v in json.loads(texts[-1]).items() if k in known})
 
