@@ -23,6 +23,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from plotsm.inversion import RUN_TEMPORAL
 from plotsm.model.evaluate_temporal import TemporalEvalSettings, evaluate_temporal, score
 from plotsm.model.series_synth import simulate_series
 from plotsm.model.synth import SynthSettings
@@ -38,11 +39,12 @@ def accuracy(parcels: int, as_json: bool) -> None:
         return
     print(f"accuracy on {parcels} synthetic parcels × 60 dates per network range and moisture model (vol.%)")
     head = f"{'net':4} {'mv model':8} {'method':8} {'prior':8} {'win':>3} {'RMSE':>6} {'bias':>6} " \
-           f"{'N<.25':>6} {'N.25-.5':>7} {'N>.5':>6} {'cov68':>6} {'cov95':>6} {'gain%':>6}"
+           f"{'N<.25':>6} {'N.25-.5':>7} {'N>.5':>6} {'cov68':>6} {'cov95':>6} {'±1sd':>6} {'±1.96':>6} {'gain%':>6}"
     print(head)
     for r in res["rows"]:  # type: ignore[union-attr]
         b = [x["rmse"] for x in r["by_ndvi"]]
-        cov = (f"{r['coverage68']:6.3f} {r['coverage95']:6.3f}" if "coverage68" in r else f"{'':6} {'':6}")
+        cov = " ".join(f"{r[k]:6.3f}" if k in r else f"{'':6}"
+                       for k in ("coverage68", "coverage95", "std_coverage68", "std_coverage95"))
         gain = f"{r['gain_pct']:6.1f}" if "gain_pct" in r else ""
         print(f"{r['network']:4} {r['mv_model']:8} {r['method']:8} {r['prior']:8} {r['window']:3d} {r['rmse']:6.3f} "
               f"{r['bias']:+6.2f} {b[0]:6.2f} {b[1]:7.2f} {b[2]:6.2f} {cov} {gain}")
@@ -66,7 +68,7 @@ def extras(parcels: int) -> None:
                 for prior in ("synth", "learned"):
                     post = invert_series(db.theta_deg, db.ndvi, db.vv_db, synth=synth, orbit=db.orbit,
                                          settings=replace(ts, mv_prior=prior))
-                    sc = score(post.mv_pct, post.mv_std_pct, db)
+                    sc = score(post.mv_pct, post.mv_std_pct, db, post.intervals)
                     print(f"    {label:30} prior {prior:7} RMSE {sc['rmse']:.3f} bias {sc['bias']:+.2f} "
                           f"gain {100 * (1 - float(sc['rmse']) / bound):+5.1f} % "  # type: ignore[arg-type]
                           f"cov {sc['coverage68']:.3f}/{sc['coverage95']:.3f}")
@@ -109,6 +111,8 @@ def main() -> None:
     ap.add_argument("--ndvi-nodes", type=int, default=TemporalSettings().ndvi_nodes)
     ap.add_argument("--dynamics", action="store_true",
                     help="time the moisture-dynamics mode (both orbits, kernel fitted to the data)")
+    ap.add_argument("--run", action="store_true",
+                    help="time a run's configuration, plotsm.inversion.RUN_TEMPORAL (dynamics and the learned prior)")
     ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--json", action="store_true", help="print the accuracy results as JSON")
@@ -117,6 +121,8 @@ def main() -> None:
         ts = TemporalSettings(threads=args.threads, ndvi_nodes=args.ndvi_nodes)
         if args.dynamics:
             ts = replace(ts, by_orbit=False, mv_fit=True)
+        if args.run:
+            ts = replace(RUN_TEMPORAL, threads=args.threads, ndvi_nodes=args.ndvi_nodes)
         speed(args.speed_parcels, args.dates, ts)
     if not args.skip_accuracy:
         accuracy(args.parcels, args.json)

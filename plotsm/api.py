@@ -116,7 +116,8 @@ def estimate_moisture(observations: pd.DataFrame, apriori: Literal["dry", "wet",
     """Moisture of every row of ``observations`` (:func:`observe`'s frame, or any frame with ``parcel_id``,
     ``theta_deg``, ``ndvi``, ``n_valid`` and ``vv_db`` or ``vv_linear_mean``): ``parcel_id``, ``mv_pct`` (vol.%,
     NA unless ``status`` is ``ok``), ``mv_std_pct`` (its posterior standard deviation under the network's training
-    noise model, vol.%, NA unless ``ok``), ``network``, ``status``, ``model_version``, ``method`` (``"single"``: one
+    noise model, vol.%, NA unless ``ok``), ``mv_lo95_pct``, ``mv_lo68_pct``, ``mv_hi68_pct``, ``mv_hi95_pct`` (the
+    same posterior's equal-tailed 95 % and 68 % credible intervals, vol.%, NA unless ``ok``), ``network``, ``status``, ``model_version``, ``method`` (``"single"``: one
     date on its own), in the same order.
 
     ``apriori`` picks the network (dry → dry, wet → wet, none → all); ``masks`` the quality flags (defaults of

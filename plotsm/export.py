@@ -39,17 +39,22 @@ from plotsm.store import Store
 ExportFormat = Literal["geoparquet", "gpkg"]
 FORMATS: tuple[str, ...] = ("geoparquet", "gpkg")
 Layout = Literal["long", "wide"]
-#: ``long``: one row per (parcel, acquisition), with ``mv_std_pct`` and ``method``; ``wide``: one row per parcel,
-#: ``n_ok`` (the estimates it has), one ``mv_<acquisition_id>`` column per acquisition (in time order; NULL where
-#: there is no estimate), then one ``mv_std_<acquisition_id>`` column per acquisition, its posterior standard
-#: deviation (NULL where unknown). Which inversion made each value (``method``) is in the long layout only: it is
-#: the same for a whole acquisition but for the rare row the joint inversion left single-date.
+#: ``long``: one row per (parcel, acquisition), with ``mv_std_pct``, the credible intervals ``mv_lo68_pct``,
+#: ``mv_hi68_pct``, ``mv_lo95_pct``, ``mv_hi95_pct`` (15.87 %/84.13 % and 2.5 %/97.5 % posterior quantiles, vol.%)
+#: and ``method``; ``wide``: one row per parcel, ``n_ok`` (the estimates it has), one ``mv_<acquisition_id>``
+#: column per acquisition (in time order; NULL where there is no estimate), then one ``mv_std_<acquisition_id>``
+#: column per acquisition, its posterior standard deviation, then likewise ``mv_lo68_<acquisition_id>``,
+#: ``mv_hi68_<…>``, ``mv_lo95_<…>``, ``mv_hi95_<…>`` (NULL where unknown). Which inversion made each value
+#: (``method``) is in the long layout only: it is the same for a whole acquisition but for the rare row the joint
+#: inversion left single-date.
 LAYOUTS: tuple[str, ...] = ("long", "wide")
 #: Rows per Parquet row group: tens of thousands, below the 150,000 the GeoParquet distribution guide caps at.
 DEFAULT_ROW_GROUP_SIZE = 50_000
 #: Layer name inside an exported GeoPackage.
 GPKG_LAYER = "moisture"
 _SUFFIXES = {"geoparquet": (".parquet", ".geoparquet"), "gpkg": (".gpkg",)}
+#: The columns of the long layout the wide one pivots after ``mv_pct``, in this order (:func:`wide_frame`).
+_WIDE_SPREADS = ("mv_std_pct", "mv_lo68_pct", "mv_hi68_pct", "mv_lo95_pct", "mv_hi95_pct")
 _NULLABLE = {pa.float64(): pd.Float64Dtype(), pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype()}
 
 
@@ -182,17 +187,21 @@ __all__ = ["DEFAULT_ROW_GROUP_SIZE", "FORMATS", "GPKG_LAYER", "export_moisture",
 def wide_frame(long: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """One row per parcel of :func:`moisture_frame`'s frame: its geometry and attributes, ``n_ok``, then one
     ``mv_<acquisition_id>`` column per acquisition in time order (NULL without an estimate), then the
-    ``mv_std_<acquisition_id>`` columns of their uncertainties (:data:`LAYOUTS`)."""
+    ``mv_std_<acquisition_id>`` columns of their uncertainties and the ``mv_lo68_``, ``mv_hi68_``, ``mv_lo95_``,
+    ``mv_hi95_<acquisition_id>`` columns of their credible intervals (:data:`LAYOUTS`)."""
     order = (long[["acquisition_id", "datetime_utc"]].drop_duplicates()
              .sort_values(["datetime_utc", "acquisition_id"])["acquisition_id"].tolist())
     values = long.pivot(index="parcel_id", columns="acquisition_id", values="mv_pct").reindex(columns=order)
     values.columns = [f"mv_{a}" for a in order]
-    stds = long.pivot(index="parcel_id", columns="acquisition_id", values="mv_std_pct").reindex(columns=order)
-    stds.columns = [f"mv_std_{a}" for a in order]
+    spreads = []
+    for column in _WIDE_SPREADS:  # mv_std_pct → mv_std_<acquisition_id>, mv_lo68_pct → mv_lo68_<…>, …
+        spread = long.pivot(index="parcel_id", columns="acquisition_id", values=column).reindex(columns=order)
+        spread.columns = [f"{column.removesuffix('_pct')}_{a}" for a in order]
+        spreads.append(spread)
     per_acquisition = set(long.attrs["per_acquisition"])  # the columns of sql/export.sql (moisture_frame)
     keep = ["parcel_id", *[c for c in long.columns if c not in per_acquisition | {"parcel_id", "geometry"}],
             "geometry"]
     parcels = long[keep].drop_duplicates("parcel_id").set_index("parcel_id")
-    wide = parcels.join(values.notna().sum(axis=1).rename("n_ok")).join(values).join(stds).reset_index()
+    wide = parcels.join(values.notna().sum(axis=1).rename("n_ok")).join([values, *spreads]).reset_index()
     wide = wide[[c for c in wide.columns if c != "geometry"] + ["geometry"]]
     return gpd.GeoDataFrame(wide, geometry="geometry", crs=long.crs)

@@ -4,8 +4,9 @@ Input: one row per parcel with the model inputs built in SQL (``sql/model_inputs
 ``theta_deg``, ``ndvi``, ``vv_db``, ``slope_deg`` (may be null when no slope raster is given) and ``n_valid``.
 Output: one row per input row, same order: ``parcel_id``, ``mv_pct`` (null unless status is ``ok``),
 ``mv_std_pct`` (the posterior standard deviation of a single-date estimate under the network's training noise
-model, :func:`plotsm.model.temporal.posterior_single`; null unless status is ``ok``), ``network``, ``status``,
-``model_version``, ``method`` (``"single"``). The network runs once on the whole table; masks are vectorised.
+model, :func:`plotsm.model.temporal.posterior_single`; null unless status is ``ok``), the bounds of the same
+posterior's 95 % and 68 % credible intervals (:data:`plotsm.model.intervals.INTERVAL_COLUMNS`; null unless
+``ok``), ``network``, ``status``, ``model_version``, ``method`` (``"single"``). The network runs once on the whole table; masks are vectorised.
 
 Which inversion a run uses (:data:`INVERSIONS`, default :data:`DEFAULT_INVERSION`) is a run setting: ``temporal``
 adds, after the single-date estimates are stored, the joint inversion of each parcel's series
@@ -24,6 +25,7 @@ import pandas as pd
 
 from plotsm.errors import UsageError, option
 from plotsm.model.infer import Network, load_network
+from plotsm.model.intervals import INTERVAL_COLUMNS
 from plotsm.model.synth import SynthSettings
 from plotsm.model.temporal import TemporalSettings, posterior_single
 from plotsm.physics import db, forward
@@ -40,15 +42,16 @@ INVERSIONS = ("single", "temporal")
 #: The inversion of a run when none is given. Whether ``temporal`` may become the default is decided on the
 #: benchmark (bench/); change it here only.
 DEFAULT_INVERSION = "temporal"
-#: The joint inversion's settings in a run (``plotsm run --inversion temporal``): windows over both orbits with
-#: moisture dynamics fitted to the observations, the configuration that meets issue 17's target on rain-driven
-#: series (docs/temporal.md: 8.8 % / 9.9 % below the single-date bound, dry / all, 20-date windows). Roughness
-#: shared per orbit without dynamics (``TemporalSettings()``) is *worse* than the single-date bound on such series.
-RUN_TEMPORAL = TemporalSettings(by_orbit=False, mv_fit=True)
+#: The joint inversion's settings in a run (``plotsm run --inversion temporal``): windows over both orbits,
+#: moisture dynamics fitted to the observations and the moisture prior learned from them, the configuration
+#: that meets issue 17's target on rain-driven series (docs/temporal.md: 9.0 % / 11.2 % below the single-date
+#: bound, dry / all, 20-date windows) with calibrated credible intervals. Roughness shared per orbit without
+#: dynamics (``TemporalSettings()``) is *worse* than the single-date bound on such series.
+RUN_TEMPORAL = TemporalSettings(by_orbit=False, mv_fit=True, mv_prior="learned")
 
 __all__ = ["APRIORI_NETWORK", "DEFAULT_INVERSION", "INVERSIONS", "RUN_TEMPORAL", "STATUSES", "MaskSettings",
            "TemporalSettings",
-           "invert", "network_for", "single_std", "vv_domain_db"]
+           "invert", "network_for", "single_posterior", "vv_domain_db"]
 
 
 @dataclass(frozen=True)
@@ -117,15 +120,17 @@ def invert(inputs: pd.DataFrame, network: Network | str, masks: MaskSettings = M
     ok = status == "ok"
     mv = np.full(len(inputs), np.nan)
     std = np.full(len(inputs), np.nan)
+    bounds = np.full((len(inputs), len(INTERVAL_COLUMNS)), np.nan)
     if ok.any():
         lo, hi = net.mv_range_pct
         mv[ok] = np.clip(net.predict(np.column_stack([theta[ok], ndvi[ok], vv_db[ok]])), lo, hi)
-        std[ok] = single_std(theta[ok], ndvi[ok], vv_db[ok], synth)
+        std[ok], bounds[ok] = single_posterior(theta[ok], ndvi[ok], vv_db[ok], synth)
     return pd.DataFrame(
         {
             "parcel_id": inputs["parcel_id"].to_numpy(),
             "mv_pct": pd.array(mv, dtype="Float64"),  # NaN → <NA>, stored as SQL NULL
             "mv_std_pct": pd.array(std, dtype="Float64"),
+            **{c: pd.array(bounds[:, k], dtype="Float64") for k, c in enumerate(INTERVAL_COLUMNS)},
             "network": net.name,
             "status": status,
             "model_version": net.version,
@@ -134,8 +139,18 @@ def invert(inputs: pd.DataFrame, network: Network | str, masks: MaskSettings = M
     )
 
 
-def single_std(theta_deg: np.ndarray, ndvi: np.ndarray, vv_db: np.ndarray, synth: SynthSettings) -> np.ndarray:
-    """Posterior standard deviation (vol.%) of single-date estimates: :func:`plotsm.model.temporal.posterior_single`
-    under the network's training noise model; NaN where it gives none (not finite, or negative)."""
-    std = np.asarray(posterior_single(theta_deg, ndvi, vv_db, synth=synth).mv_std_pct, dtype=np.float64)
-    return np.where(np.isfinite(std) & (std >= 0), std, np.nan)
+def single_posterior(theta_deg: np.ndarray, ndvi: np.ndarray, vv_db: np.ndarray,
+                     synth: SynthSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior standard deviation (N,) and credible-interval bounds (N, 4) (vol.%) of single-date estimates:
+    :func:`plotsm.model.temporal.posterior_single` under the network's training noise model; NaN where it gives
+    none (a std not finite or negative; bounds not all finite or out of order, or not given)."""
+    post = posterior_single(theta_deg, ndvi, vv_db, synth=synth)
+    std = np.asarray(post.mv_std_pct, dtype=np.float64)
+    std = np.where(np.isfinite(std) & (std >= 0), std, np.nan)
+    n = len(std)
+    if post.intervals is None:
+        return std, np.full((n, len(INTERVAL_COLUMNS)), np.nan)
+    bounds = np.asarray(post.intervals, dtype=np.float64).reshape(n, len(INTERVAL_COLUMNS))
+    with np.errstate(invalid="ignore"):
+        good = np.asarray(np.isfinite(bounds).all(axis=1) & (np.diff(bounds, axis=1) >= 0).all(axis=1))
+    return std, np.where(good.reshape(n, 1), bounds, np.nan)

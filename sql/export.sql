@@ -4,9 +4,12 @@
 --   $date  a UTC date (ISO, 2024-04-06) to keep only that day's acquisitions; NULL for all of them
 --
 -- One row per (parcel, acquisition) with moisture, ordered by parcel_id then time. mv_std_pct is the posterior
--- standard deviation of mv_pct (vol.%; NULL unless 'ok', and for rows stored before schema 4); method says which
--- inversion made the row: 'single' (one date) or 'temporal' (the joint inversion of the parcel's series). plotsm.export joins these
--- rows to the parcels' geometries (in the parcels' CRS) to write GeoParquet or GeoPackage.
+-- standard deviation of mv_pct (vol.%; NULL unless 'ok', and for rows stored before schema 4); mv_lo68_pct and
+-- mv_hi68_pct are the 15.87 % and 84.13 % posterior quantiles of moisture, mv_lo95_pct and mv_hi95_pct the 2.5 %
+-- and 97.5 % ones (vol.%; equal-tailed credible intervals, NULL unless 'ok', and for rows stored before schema 5;
+-- mv_pct need not lie inside them); method says which inversion made the row: 'single' (one date) or 'temporal'
+-- (the joint inversion of the parcel's series). plotsm.export joins these rows to the parcels' geometries (in
+-- the parcels' CRS) to write GeoParquet or GeoPackage.
 SELECT
     m.parcel_id,
     m.acquisition_id,
@@ -16,6 +19,10 @@ SELECT
     a.relative_orbit,
     m.mv_pct,
     m.mv_std_pct,
+    m.mv_lo68_pct,
+    m.mv_hi68_pct,
+    m.mv_lo95_pct,
+    m.mv_hi95_pct,
     m.method,
     m.status,
     m.network,

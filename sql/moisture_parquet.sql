@@ -4,7 +4,8 @@
 -- Parameters:
 --   $acquisition_id  the acquisition (acquisitions.acquisition_id)
 --
--- One row per parcel, ordered by parcel_id; mv_std_pct and method as in sql/export.sql. The joint inversion
+-- One row per parcel, ordered by parcel_id; mv_std_pct, the credible intervals mv_lo68_pct, mv_hi68_pct,
+-- mv_lo95_pct, mv_hi95_pct (DOUBLE, vol.%) and method as in sql/export.sql. The joint inversion
 -- (--inversion temporal) rewrites the files of the acquisitions of each window it re-estimates. year and month are not columns: readers take them from the folder
 -- names (DuckDB: read_parquet('…/*/*/*.parquet', hive_partitioning = true); Arrow/Spark: hive partitioning).
 SELECT
@@ -17,6 +18,10 @@ SELECT
     a.apriori,
     m.mv_pct,
     m.mv_std_pct,
+    m.mv_lo68_pct,
+    m.mv_hi68_pct,
+    m.mv_lo95_pct,
+    m.mv_hi95_pct,
     m.method,
     m.status,
     m.network,

@@ -1,4 +1,4 @@
--- plotsm store schema, version 4: parcels, acquisitions, per-parcel observations and moisture, runs.
+-- plotsm store schema, version 5: parcels, acquisitions, per-parcel observations and moisture, runs.
 --
 -- Applied by plotsm.store.Store on every open; every statement is idempotent (IF NOT EXISTS, ON CONFLICT DO
 -- NOTHING). The schema version lives in meta('schema_version') and must equal plotsm.store.SCHEMA_VERSION;
@@ -11,7 +11,7 @@ CREATE TABLE IF NOT EXISTS meta (
     key   VARCHAR PRIMARY KEY,
     value VARCHAR NOT NULL
 );
-INSERT INTO meta VALUES ('schema_version', '4') ON CONFLICT DO NOTHING;
+INSERT INTO meta VALUES ('schema_version', '5') ON CONFLICT DO NOTHING;
 
 -- One row per parcel of the current parcel set (Store.write_parcels; the rows it replaces go to parcels_retired).
 -- The CRS of geometry_wkb is meta('parcels_crs') as WKT2.
@@ -67,7 +67,8 @@ CREATE TABLE IF NOT EXISTS observations (
     PRIMARY KEY (parcel_id, acquisition_id)
 );
 
--- Moisture of one parcel at one acquisition, with its quality flag, its uncertainty and how it was estimated.
+-- Moisture of one parcel at one acquisition, with its quality flag, its uncertainty, its credible intervals and
+-- how it was estimated.
 CREATE TABLE IF NOT EXISTS moisture (
     parcel_id      VARCHAR NOT NULL,
     acquisition_id VARCHAR NOT NULL,
@@ -80,11 +81,26 @@ CREATE TABLE IF NOT EXISTS moisture (
     -- status = 'ok', and NULL for rows stored before version 4
     mv_std_pct     DOUBLE CHECK (mv_std_pct IS NULL OR mv_std_pct >= 0),
     -- the inversion that produced the row (v4): 'single' (one date on its own) or 'temporal' (the joint inversion
-    -- of the parcel's series, which rewrites mv_pct and mv_std_pct of 'ok' rows only)
+    -- of the parcel's series, which rewrites mv_pct, mv_std_pct and the intervals below of 'ok' rows only)
     method         VARCHAR NOT NULL DEFAULT 'single' CHECK (method IN ('single', 'temporal')),
+    -- equal-tailed posterior credible intervals of moisture, vol.% (v5): the 15.87 % and 84.13 % quantiles
+    -- (68 %) and the 2.5 % and 97.5 % quantiles (95 %). NULL unless status = 'ok', all four or none, ordered
+    -- mv_lo95_pct <= mv_lo68_pct <= mv_hi68_pct <= mv_hi95_pct; mv_pct need not lie inside them (a single-date
+    -- mv_pct is the network's estimate, not the posterior's). NULL for rows stored before version 5
+    mv_lo68_pct    DOUBLE,
+    mv_hi68_pct    DOUBLE,
+    mv_lo95_pct    DOUBLE,
+    mv_hi95_pct    DOUBLE,
     PRIMARY KEY (parcel_id, acquisition_id),
     CHECK (status = 'ok' OR mv_pct IS NULL),
-    CHECK (status = 'ok' OR mv_std_pct IS NULL)
+    CHECK (status = 'ok' OR mv_std_pct IS NULL),
+    CHECK (status = 'ok' OR (mv_lo68_pct IS NULL AND mv_hi68_pct IS NULL AND mv_lo95_pct IS NULL
+                             AND mv_hi95_pct IS NULL)),
+    CHECK ((mv_lo68_pct IS NULL AND mv_hi68_pct IS NULL AND mv_lo95_pct IS NULL AND mv_hi95_pct IS NULL)
+           OR (mv_lo68_pct IS NOT NULL AND mv_hi68_pct IS NOT NULL AND mv_lo95_pct IS NOT NULL
+               AND mv_hi95_pct IS NOT NULL)),
+    CHECK (mv_lo68_pct IS NULL
+           OR (mv_lo95_pct <= mv_lo68_pct AND mv_lo68_pct <= mv_hi68_pct AND mv_hi68_pct <= mv_hi95_pct))
 );
 
 -- One row per plotsm command that wrote to the store.

@@ -43,7 +43,8 @@ def test_the_readme_example_runs_as_written(demo_dir, monkeypatch):
         warnings.simplefilter("ignore", plotsm.errors.GeometryWarning)  # the demo's repaired bow-tie
         exec(compile(readme_example(), "README.md", "exec"), namespace)
     est, stats = namespace["est"], namespace["stats"]
-    assert list(est.columns) == ["parcel_id", "mv_pct", "mv_std_pct", "network", "status", "model_version", "method"]
+    assert list(est.columns) == ["parcel_id", "mv_pct", "mv_std_pct", "mv_lo95_pct", "mv_lo68_pct", "mv_hi68_pct",
+                                 "mv_hi95_pct", "network", "status", "model_version", "method"]
     assert (est["method"] == "single").all() and est.loc[est["status"] != "ok", "mv_std_pct"].isna().all()
     assert len(est) == 2195 and (est["status"] == "ok").sum() > 1900
     assert list(stats.columns) == ["parcel_id", "mean", "std"]

@@ -25,6 +25,7 @@ from plotsm.store import Store
 VALIDATOR = Path(sys.executable).parent / "geoparquet-validator"
 N_SIDE = 10  # 10 × 10 parcels
 DATES = {"A1": "2024-04-06T17:49:12Z", "A2": "2024-04-18T17:49:12Z"}
+INTERVALS = ("mv_lo68_pct", "mv_hi68_pct", "mv_lo95_pct", "mv_hi95_pct")
 
 
 def parcels(crs: str) -> gpd.GeoDataFrame:
@@ -43,7 +44,9 @@ def parcels(crs: str) -> gpd.GeoDataFrame:
 
 def moisture_of(acq_id: str):
     """mv_pct = parcel number / 10 + 10 (A1) or + 20 (A2); every seventh parcel is flagged too_few_pixels;
-    mv_std_pct = 2 (A1, single-date) or 1 + parcel number / 100 (A2, as the joint inversion would make it)."""
+    mv_std_pct = 2 (A1, single-date) or 1 + parcel number / 100 (A2, as the joint inversion would make it); A2's
+    'ok' rows carry credible intervals (mv_lo68_pct, mv_hi68_pct, mv_lo95_pct, mv_hi95_pct) = mv_pct − 1, + 1.5,
+    − 2.25, + 3 (exact for parcel 15: 20.5, 23.0, 19.25, 24.5); A1's table has none, as an older caller's."""
 
     def fn(inputs: pa.Table) -> pd.DataFrame:
         ids = np.array(inputs.column("parcel_id").to_pylist(), dtype=object)
@@ -55,6 +58,8 @@ def moisture_of(acq_id: str):
             "status": np.where(masked, "too_few_pixels", "ok"), "model_version": "test-1",
             "mv_std_pct": np.where(masked, np.nan, 2.0 if acq_id == "A1" else 1 + number / 100),
             "method": "single" if acq_id == "A1" else "temporal",
+            **({} if acq_id == "A1" else {name: np.where(masked, np.nan, mv + offset) for name, offset in
+                                          zip(INTERVALS, (-1.0, 1.5, -2.25, 3.0), strict=True)}),
         })
 
     return fn
@@ -104,10 +109,17 @@ def test_geoparquet_read_back_by_geopandas(utm, utm_parquet: Path):
     one = back[(back["parcel_id"] == "15") & (back["acquisition_id"] == "A2")].iloc[0]
     assert (one["mv_pct"], one["status"], one["crop"], one["attr_status"]) == (21.5, "ok", "maize", "declared")
     assert (one["mv_std_pct"], one["method"]) == (1.15, "temporal")
+    assert tuple(one[c] for c in INTERVALS) == (20.5, 23.0, 19.25, 24.5)
+    cols = list(back.columns)
+    assert cols[cols.index("mv_std_pct"):cols.index("mv_std_pct") + 5] == ["mv_std_pct", *INTERVALS]
+    assert [pq.read_schema(utm_parquet).field(c).type for c in INTERVALS] == [pa.float64()] * 4
+    first = back[(back["parcel_id"] == "15") & (back["acquisition_id"] == "A1")].iloc[0]
+    assert all(pd.isna(first[c]) for c in INTERVALS)  # written without intervals: NULL
     assert one["datetime_utc"] == pd.Timestamp("2024-04-18T17:49:12Z")
     masked = back[back["parcel_id"] == "14"]
     assert masked["status"].eq("too_few_pixels").all() and masked["mv_pct"].isna().all()
     assert masked["mv_std_pct"].isna().all() and masked["method"].tolist() == ["single", "temporal"]
+    assert masked[list(INTERVALS)].isna().all().all()
 
 
 def test_geoparquet_layout(utm_parquet: Path):
@@ -195,6 +207,9 @@ def test_gpkg_round_trip(utm, tmp_path: Path):
                                 tolerance=0).all()
     one = back[(back["parcel_id"] == "15") & (back["acquisition_id"] == "A1")].iloc[0]
     assert (one["mv_pct"], one["status"], one["mv_std_pct"], one["method"]) == (11.5, "ok", 2.0, "single")
+    assert np.isnan([one[c] for c in INTERVALS]).all()
+    two = back[(back["parcel_id"] == "15") & (back["acquisition_id"] == "A2")].iloc[0]
+    assert tuple(two[c] for c in INTERVALS) == (20.5, 23.0, 19.25, 24.5)
     assert back.loc[back["status"] == "too_few_pixels", "mv_pct"].isna().all()
     assert not list(tmp_path.glob(".*"))  # no temporary left
 
@@ -202,11 +217,15 @@ def test_gpkg_round_trip(utm, tmp_path: Path):
 def test_wide_layout_has_the_uncertainty_of_each_date(utm, tmp_path: Path):
     folder, gdf = utm
     back = pyogrio.read_dataframe(export_moisture(folder, tmp_path / "wide.gpkg", format="gpkg", layout="wide"))
-    assert [c for c in back.columns if c.startswith("mv_")] == ["mv_A1", "mv_A2", "mv_std_A1", "mv_std_A2"]
+    assert [c for c in back.columns if c.startswith("mv_")] == ["mv_A1", "mv_A2", "mv_std_A1", "mv_std_A2"] + [
+        f"mv_{bound}_{a}" for bound in ("lo68", "hi68", "lo95", "hi95") for a in ("A1", "A2")]
     one = back[back["parcel_id"] == "15"].iloc[0]
     assert (one["n_ok"], one["mv_A1"], one["mv_A2"], one["mv_std_A1"], one["mv_std_A2"]) == (2, 11.5, 21.5, 2.0, 1.15)
+    assert (one["mv_lo68_A2"], one["mv_hi68_A2"], one["mv_lo95_A2"], one["mv_hi95_A2"]) == (20.5, 23.0, 19.25, 24.5)
+    assert np.isnan([one["mv_lo68_A1"], one["mv_hi68_A1"], one["mv_lo95_A1"], one["mv_hi95_A1"]]).all()
     masked = back[back["parcel_id"] == "14"].iloc[0]
-    assert masked["n_ok"] == 0 and np.isnan([masked["mv_A1"], masked["mv_std_A2"]]).all()
+    assert masked["n_ok"] == 0 and np.isnan([masked["mv_A1"], masked["mv_std_A2"], masked["mv_lo68_A2"],
+                                             masked["mv_hi95_A2"]]).all()
     assert "method" not in back.columns  # per row: in the long layout
 
 
@@ -309,3 +328,30 @@ def test_moisture_of_parcels_with_no_geometry_anywhere_is_left_out_with_a_warnin
         with pytest.warns(DataWarning, match=r"100 moisture row\(s\) of 50 parcel\(s\) not in the stored parcel set"):
             out = export_moisture(store, tmp_path / "subset.parquet")
     assert len(gpd.read_parquet(out)) == 102
+
+
+# ------------------------------------------------------------------------------------ the Parquet dataset
+
+
+def test_parquet_dataset_carries_the_intervals(utm, tmp_path: Path):
+    """The store's Parquet file of an acquisition (sql/moisture_parquet.sql) has the four interval columns, as
+    doubles, after mv_std_pct, with the stored values (NULL where masked or never computed)."""
+    from plotsm.store import write_parquet
+
+    folder, _ = utm
+    with Store(folder, read_only=True) as store:
+        paths = {a: write_parquet(store, tmp_path, a, pd.Timestamp(when).to_pydatetime()) for a, when in DATES.items()}
+    assert paths["A2"] == tmp_path / "parquet" / "moisture" / "year=2024" / "month=4" / "A2.parquet"
+    table = pq.read_table(paths["A2"])
+    names = table.schema.names
+    assert names[names.index("mv_std_pct"):names.index("mv_std_pct") + 5] == ["mv_std_pct", *INTERVALS]
+    assert [table.schema.field(c).type for c in INTERVALS] == [pa.float64()] * 4
+    got = {r["parcel_id"]: r for r in table.to_pylist()}
+    assert tuple(got["15"][c] for c in INTERVALS) == (20.5, 23.0, 19.25, 24.5)
+    assert tuple(got["14"][c] for c in INTERVALS) == (None,) * 4  # too_few_pixels
+    mv = np.array([r["mv_pct"] for r in got.values() if r["status"] == "ok"])
+    lo68 = np.array([r["mv_lo68_pct"] for r in got.values() if r["status"] == "ok"])
+    np.testing.assert_array_equal(lo68, mv - 1.0)
+    old = pq.read_table(paths["A1"])
+    assert [old.schema.field(c).type for c in INTERVALS] == [pa.float64()] * 4
+    assert all(old.column(c).null_count == old.num_rows for c in INTERVALS)

@@ -3,7 +3,8 @@
 The science (plotsm.model.temporal) is replaced here by deterministic fakes whose answers can be worked out by
 hand, so the wiring is tested on its own: ``posterior_single`` answers a constant standard deviation, and
 ``invert_series`` answers, at every valid (parcel, date), 100 × the parcel's mean NDVI over its valid dates of the
-window (the estimate) and the number of those dates (the "standard deviation"), which shows what each call saw.
+window (the estimate) and the number of those dates n (the "standard deviation"), which shows what each call saw,
+with the credible-interval bounds estimate + (−2n, −n, n, 2n).
 The last tests use the real functions.
 """
 
@@ -31,12 +32,14 @@ from plotsm.series.temporal_pass import Window, run_temporal_pass, windows_to_up
 from plotsm.store import Store
 
 SINGLE_STD = 2.5  # what the fake posterior_single answers, vol.%
+SINGLE_BOUNDS = (15.0, 18.0, 22.5, 26.0)  # and its interval bounds (lo95, lo68, hi68, hi95)
+BOUNDS = ["mv_lo95_pct", "mv_lo68_pct", "mv_hi68_pct", "mv_hi95_pct"]
 CALLS: list[dict] = []  # what the fake invert_series was given, call by call
 
 
 def fake_posterior_single(theta_deg, ndvi, vv_db, *, synth):
     n = len(theta_deg)
-    return Posterior(np.full(n, 20.0), np.full(n, SINGLE_STD))
+    return Posterior(np.full(n, 20.0), np.full(n, SINGLE_STD), np.tile(SINGLE_BOUNDS, (n, 1)))
 
 
 def fake_invert_series(theta_deg, ndvi, vv_db, *, synth, orbit=None, settings=TemporalSettings()):
@@ -46,7 +49,8 @@ def fake_invert_series(theta_deg, ndvi, vv_db, *, synth, orbit=None, settings=Te
     count = valid.sum(axis=1, keepdims=True).astype(float)
     mean = np.where(valid, ndvi, 0.0).sum(axis=1, keepdims=True) / np.maximum(count, 1)
     mv = np.where(valid, 100.0 * mean, np.nan)
-    return Posterior(mv, np.where(valid, np.broadcast_to(count, valid.shape), np.nan))
+    n = np.where(valid, np.broadcast_to(count, valid.shape), np.nan)
+    return Posterior(mv, n, mv[..., None] + n[..., None] * np.array([-2.0, -1.0, 1.0, 2.0]))
 
 
 @pytest.fixture
@@ -67,9 +71,9 @@ def test_the_default_is_one_named_constant_and_the_cli_offers_every_inversion():
     assert DEFAULT_INVERSION == "temporal" and RunSettings().inversion == DEFAULT_INVERSION
     assert dict(CHOICES)["--inversion"] == INVERSIONS == ("single", "temporal")
     assert dict(CHOICES)["--temporal-windows"] == ("all", "orbit")
-    # a run's joint inversion: both orbits with fitted moisture dynamics (the benchmark's winning configuration),
+    # a run's joint inversion: both orbits, fitted moisture dynamics, learned prior (the benchmark's winner),
     # not the bare TemporalSettings() of the science module
-    assert RunSettings().temporal == RUN_TEMPORAL == TemporalSettings(by_orbit=False, mv_fit=True)
+    assert RunSettings().temporal == RUN_TEMPORAL == TemporalSettings(by_orbit=False, mv_fit=True, mv_prior="learned")
 
 
 def test_settings_store_the_method_so_fingerprints_change_with_it():
@@ -92,17 +96,25 @@ def inputs(**columns) -> pd.DataFrame:
 
 def test_single_date_rows_get_the_posterior_std_of_ok_rows_only(fakes):
     res = invert(inputs(), "all")
-    assert list(res.columns) == ["parcel_id", "mv_pct", "mv_std_pct", "network", "status", "model_version", "method"]
+    assert list(res.columns) == ["parcel_id", "mv_pct", "mv_std_pct", *BOUNDS, "network", "status", "model_version",
+                                 "method"]
     assert res["status"].tolist() == ["ok", "ndvi_above_max", "no_data"]
     assert res["mv_std_pct"].tolist()[0] == SINGLE_STD
     assert res["mv_std_pct"].isna().tolist() == [False, True, True]
+    assert tuple(res.loc[0, BOUNDS]) == SINGLE_BOUNDS and res.loc[1:, BOUNDS].isna().all().all()
     assert (res["method"] == "single").all()
 
 
 def test_single_date_std_is_null_where_the_posterior_gives_none(monkeypatch):
     monkeypatch.setattr(plotsm.inversion, "posterior_single",
                         lambda t, n, v, *, synth: Posterior(np.full(len(t), 20.0), np.full(len(t), np.nan)))
-    assert invert(inputs(), "all")["mv_std_pct"].isna().all()
+    res = invert(inputs(), "all")
+    assert res["mv_std_pct"].isna().all() and res[BOUNDS].isna().all().all()  # no intervals given: none stored
+    # bounds out of order or not all finite are not stored either (the std still is)
+    monkeypatch.setattr(plotsm.inversion, "posterior_single", lambda t, n, v, *, synth: Posterior(
+        np.full(len(t), 20.0), np.full(len(t), 1.0), np.tile([10.0, 21.0, 19.0, 30.0], (len(t), 1))))
+    res = invert(inputs(ndvi=[0.3, 0.3, 0.3], vv_db=[-11.0, -11.0, -11.0]), "all")
+    assert res["mv_std_pct"].tolist() == [1.0] * 3 and res[BOUNDS].isna().all().all()
 
 
 # ------------------------------------------------------------------------------------------------ the store
@@ -142,6 +154,11 @@ def stored(store: Store) -> dict[tuple[str, str], tuple]:
             for r in rows}
 
 
+def bounds(store: Store) -> dict[tuple[str, str], tuple]:
+    rows = store.sql(f"SELECT parcel_id, acquisition_id, {', '.join(BOUNDS)} FROM moisture").to_pylist()
+    return {(r["parcel_id"], r["acquisition_id"]): tuple(r[c] for c in BOUNDS) for r in rows}
+
+
 OK2 = {"p1": "ok", "p2": "ok"}
 
 
@@ -168,6 +185,9 @@ def test_a_window_is_inverted_jointly_and_only_ok_rows_change(store, fakes):
     assert got[("p2", "A1")] == (pytest.approx(50.0), 1.0, "ok", "temporal")
     assert got[("p2", "A3")] == (None, None, "ndvi_above_max", "single")
     assert got[("p1", "A2")] == (pytest.approx(30.0), 1.0, "ok", "temporal")  # its own window: one date
+    # the joint intervals are stored with the estimates: p1 30 ± (2n, n) with n = 2; a masked row has none
+    assert bounds(store)[("p1", "A1")] == pytest.approx((26.0, 28.0, 32.0, 34.0))
+    assert bounds(store)[("p2", "A3")] == (None,) * 4
     fakes.clear()
     write(store, "A4", 8, 8, {"p1": 0.5, "p2": 0.5}, OK2)
     done, _ = run_temporal_pass(store, {8})  # a new date of orbit 8: only that window again
@@ -247,6 +267,35 @@ def test_rows_without_a_joint_estimate_keep_their_single_date_one(store, monkeyp
     assert (done[0].n_revised, done[0].n_kept) == (1, 1)
     assert stored(store)[("p1", "A1")] == (20.0, SINGLE_STD, "ok", "single")
     assert stored(store)[("p2", "A1")][3] == "temporal"
+
+
+def test_a_joint_inversion_without_intervals_clears_the_single_date_ones(store, monkeypatch):
+    def with_bounds(table: pa.Table) -> pd.DataFrame:
+        return moisture(OK2)(table).assign(**{c: b for c, b in zip(BOUNDS, SINGLE_BOUNDS, strict=True)})
+
+    temporal = dataclasses.replace(RUN_TEMPORAL, by_orbit=True)
+    store.write_acquisition({"acquisition_id": "A1", "datetime_utc": "2024-04-02T17:49:12Z", "relative_orbit": 110,
+                             "settings": RunSettings(temporal=temporal).to_dict(), "network": "all"},
+                            observations({"p1": 0.2, "p2": 0.5}), with_bounds)
+    assert bounds(store)[("p1", "A1")] == SINGLE_BOUNDS
+    monkeypatch.setattr(temporal_pass, "invert_series",
+                        lambda t, n, v, **k: Posterior(*(fake_invert_series(t, n, v, **k).__dict__[c]
+                                                         for c in ("mv_pct", "mv_std_pct"))))
+    done, failed = run_temporal_pass(store, {110})
+    assert failed == [] and done[0].n_revised == 2
+    # a revised estimate never keeps the intervals of the estimate it replaces
+    assert bounds(store) == {("p1", "A1"): (None,) * 4, ("p2", "A1"): (None,) * 4}
+    assert stored(store)[("p1", "A1")] == (pytest.approx(20.0), 1.0, "ok", "temporal")
+
+
+def test_intervals_of_the_wrong_shape_are_refused(store, monkeypatch):
+    monkeypatch.setattr(temporal_pass, "invert_series", lambda t, n, v, **k: Posterior(
+        np.full(t.shape, 20.0), np.ones(t.shape), np.zeros(t.shape + (2,))))
+    write(store, "A1", 2, 110, {"p1": 0.2, "p2": 0.5}, OK2)
+    before = stored(store)
+    done, failed = run_temporal_pass(store, {110})
+    assert done == [] and "credible intervals of shape (2, 1, 2) for 2 parcels × 1 dates × 4 bounds" in str(failed[0][1])
+    assert stored(store) == before
 
 
 def test_a_failing_joint_inversion_keeps_the_single_date_estimates(store, monkeypatch):
@@ -462,6 +511,10 @@ def test_run_temporal_end_to_end_with_the_real_inversion(demo_scene, tmp_path):
     lo, hi = SynthSettings.for_network("all").mv_pct
     assert got.loc[ok, "mv_pct"].between(lo, hi).all()
     assert (got.loc[ok, "mv_std_pct"] > 0).all() and (single.loc[ok, "mv_std_pct"] > 0).all()
+    for rows in (got, single):  # every ok estimate carries its credible intervals, ordered, inside the prior range
+        b = rows.loc[ok, BOUNDS].to_numpy(float)
+        assert np.isfinite(b).all() and (np.diff(b, axis=1) >= 0).all() and (b[:, 0] >= lo).all() and (b[:, 3] <= hi).all()
+        assert rows.loc[~ok, BOUNDS].isna().all().all()
     # the joint estimates are not the single-date ones: the default window holds the 4 dates of both orbits
     several = ok & got["relative_orbit"].isin([59, 132])
     changed = ~np.isclose(got.loc[several, "mv_std_pct"], single.loc[several, "mv_std_pct"], rtol=1e-6)

@@ -66,18 +66,43 @@ def test_per_date_statistics_are_those_of_the_store(demo_run: Path) -> None:
         assert d["quartiles"] == pytest.approx(np.percentile(ok, [25, 50, 75]), abs=0.05)
 
 
+_ROWS = ("SELECT m.parcel_id, a.datetime_utc, m.acquisition_id, m.status, m.mv_pct, m.mv_std_pct, m.method, "
+         "m.mv_lo68_pct, m.mv_hi68_pct FROM moisture m JOIN acquisitions a USING (acquisition_id) "
+         "ORDER BY a.datetime_utc")
+
+
+def _tenths(v: float) -> float:
+    """A value as the page has it: rounded to 0.1 vol.% (the encoding of :mod:`plotsm.report.data`)."""
+    return float(np.round(v * 10)) / 10
+
+
+def _largest_change(rows: pd.DataFrame) -> tuple[str, str, str]:
+    """The parcel ok on the first two dates with the largest change of moisture between them, and those dates."""
+    wide = rows.pivot(index="parcel_id", columns="acquisition_id", values="mv_pct")
+    first, second = sorted(rows["acquisition_id"].unique())[:2]
+    change = (wide[second] - wide[first]).abs().dropna()
+    return str(change.sort_values().index[-1]), first, second
+
+
+def _bars(browser: Browser) -> list[list[float]]:
+    return list(browser.evaluate("Array.from(document.querySelectorAll('#series line.errorbar')).map(b => "
+                                 "[Number(b.getAttribute('y1')), Number(b.getAttribute('y2'))])"))
+
+
+def _moisture_y(v: float) -> float:
+    """The y of ``v`` vol.% in the series' moisture panel: 170 px for 0–50 vol.%, from y = 8 (clamped)."""
+    return 8 + 170 - min(max(v, 0), 50) * 170 / 50
+
+
 @needs_browser
 def test_report_in_a_real_browser(demo_run: Path, tmp_path: Path) -> None:
     path, _ = build_report(demo_run, tmp_path / "report.html")
-    rows = _store(demo_run, "SELECT m.parcel_id, a.datetime_utc, m.acquisition_id, m.status, m.mv_pct, "
-                            "m.mv_std_pct, m.method FROM moisture m JOIN acquisitions a USING (acquisition_id) "
-                            "ORDER BY a.datetime_utc")
+    rows = _store(demo_run, _ROWS)
     wide = rows.pivot(index="parcel_id", columns="acquisition_id", values="mv_pct")
-    stds = rows.pivot(index="parcel_id", columns="acquisition_id", values="mv_std_pct")
-    first, second = sorted(rows["acquisition_id"].unique())[:2]
-    change = (wide[second] - wide[first]).abs().dropna()
-    parcel = str(change.sort_values().index[-1])  # ok on both dates, the largest change of moisture
+    parcel, first, second = _largest_change(rows)
     n_ok = int(((rows["parcel_id"] == parcel) & (rows["status"] == "ok")).sum())
+    mine = rows[(rows["parcel_id"] == parcel) & (rows["status"] == "ok")]
+    assert mine[["mv_lo68_pct", "mv_hi68_pct"]].notna().all().all()  # the demo stores credible intervals
     browser = Browser()
     try:
         browser.open(path.resolve().as_uri(), "window.plotsmReport && window.plotsmReport.ready")
@@ -108,23 +133,36 @@ def test_report_in_a_real_browser(demo_run: Path, tmp_path: Path) -> None:
         assert second in browser.evaluate("document.getElementById('date-label').textContent")
         browser.mouse("mouseMoved", point["x"], point["y"])
         tip = browser.evaluate("document.getElementById('tooltip').textContent")
-        value, sd = float(wide.loc[parcel, second]), float(stds.loc[parcel, second])
-        assert tip == f"{parcel}: {value:.1f} ± {sd:.1f} vol.% (temporal)"  # the demo runs the default, temporal
+        value = float(wide.loc[parcel, second])
+        at = mine[mine["acquisition_id"] == second].iloc[0]
+        lo, hi = _tenths(at["mv_lo68_pct"]), _tenths(at["mv_hi68_pct"])
+        # the 68 % credible interval; the demo runs the default inversion, temporal
+        assert tip == f"{parcel}: {value:.1f} vol.% (68 %: {lo:.1f}–{hi:.1f}) (temporal)"
         browser.click(point["x"], point["y"])
         assert browser.evaluate("window.plotsmReport.selected()") == parcel
         assert parcel in browser.evaluate("document.getElementById('series-title').textContent")
         assert browser.evaluate("document.querySelectorAll('#series circle.mv').length") == n_ok
         assert browser.evaluate("document.querySelectorAll('#series circle.aux').length") >= n_ok
-        # ±1 posterior standard deviation: a bar at each estimate and a band through them
+        # the 68 % credible interval: a bar at each estimate and a band through them
         assert browser.evaluate("document.querySelectorAll('#series line.errorbar').length") == n_ok
         assert browser.evaluate("document.querySelectorAll('#series polygon.band').length") == (n_ok > 1)
-        bar = browser.evaluate("(() => { const b = document.querySelector('#series line.errorbar'); "
-                               "return [Number(b.getAttribute('y1')), Number(b.getAttribute('y2'))]; })()")
-        first_ok = rows[(rows["parcel_id"] == parcel) & (rows["status"] == "ok")].iloc[0]
-        # the moisture panel is 170 px for 0–50 vol.%: the bar spans 2·std of those pixels (std kept to 0.1)
-        assert bar[1] - bar[0] == pytest.approx(2 * round(first_ok["mv_std_pct"], 1) * 170 / 50, abs=0.01)
+        bars = _bars(browser)
+        first_ok = mine.iloc[0]
+        lo, hi = _tenths(first_ok["mv_lo68_pct"]), _tenths(first_ok["mv_hi68_pct"])
+        # the moisture panel is 170 px for 0–50 vol.%: the bar spans hi68 − lo68 of those pixels (bounds kept to 0.1)
+        assert bars[0][1] - bars[0][0] == pytest.approx((hi - lo) * 170 / 50, abs=0.01)
+        # … which is not ± 1 std: this row tells the two apart
+        assert abs((hi - lo) - 2 * _tenths(first_ok["mv_std_pct"])) * 170 / 50 > 0.5
+        for bar, (_, row) in zip(bars, mine.iterrows(), strict=True):  # every bar, date by date, ends at the bounds
+            assert bar == pytest.approx([_moisture_y(_tenths(row["mv_hi68_pct"])),
+                                         _moisture_y(_tenths(row["mv_lo68_pct"]))], abs=0.01)
+        band = browser.evaluate("document.querySelector('#series polygon.band').getAttribute('points')")
+        edge = [float(q.split(",")[1]) for q in band.split()]
+        assert edge == pytest.approx([b[0] for b in bars] + [b[1] for b in reversed(bars)], abs=0.01)
         title = browser.evaluate("document.querySelector('#series circle.mv title').textContent")
-        assert f"{first_ok['mv_pct']:.1f} ± {first_ok['mv_std_pct']:.1f} vol.% (temporal), ok" in title
+        assert f"{first_ok['mv_pct']:.1f} vol.% (68 %: {lo:.1f}–{hi:.1f}) (temporal), ok" in title
+        caption = browser.evaluate("document.querySelector('#series > div.muted').textContent")
+        assert "68 % credible interval (bars and shaded band" in caption and "± 1 std where a row has no interval" in caption
         header = browser.evaluate("Array.from(document.querySelectorAll('#dates-table th')).map(h => h.textContent)")
         assert header[-2:] == ["median ±", "method"]
         first_row = browser.evaluate("Array.from(document.querySelectorAll('#dates-table tr')[1].children)"
@@ -134,6 +172,50 @@ def test_report_in_a_real_browser(demo_run: Path, tmp_path: Path) -> None:
         assert browser.errors == []
         shot = browser.screenshot(tmp_path / "report.png")
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+    finally:
+        browser.close()
+
+
+@needs_browser
+def test_rows_without_an_interval_show_one_posterior_std(demo_run: Path, tmp_path: Path) -> None:
+    """Rows of older versions (no credible interval) keep ± 1 std in the tooltip, the point title and the bar."""
+    rows = _store(demo_run, _ROWS)
+    parcel, first, second = _largest_change(rows)
+    out = tmp_path / "older"
+    out.mkdir()
+    shutil.copy(demo_run / "plotsm.duckdb", out / "plotsm.duckdb")
+    with duckdb.connect(str(out / "plotsm.duckdb")) as con:  # as stored by a version before the intervals
+        con.execute("UPDATE moisture SET mv_lo95_pct = NULL, mv_lo68_pct = NULL, mv_hi68_pct = NULL, "
+                    "mv_hi95_pct = NULL WHERE parcel_id = ? AND acquisition_id IN (?, ?)", [parcel, first, second])
+    path, _ = build_report(out, tmp_path / "report.html")
+    mine = rows[(rows["parcel_id"] == parcel) & (rows["status"] == "ok")].set_index("acquisition_id")
+    browser = Browser()
+    try:
+        browser.open(path.resolve().as_uri(), "window.plotsmReport && window.plotsmReport.ready")
+        browser.evaluate("window.plotsmReport.setDate(1)")
+        point = browser.evaluate(f"window.plotsmReport.parcelPoint({parcel!r})")
+        browser.mouse("mouseMoved", point["x"], point["y"])
+        tip = browser.evaluate("document.getElementById('tooltip').textContent")
+        at = mine.loc[second]
+        assert tip == f"{parcel}: {at['mv_pct']:.1f} ± {_tenths(at['mv_std_pct']):.1f} vol.% (temporal)"
+        browser.click(point["x"], point["y"])
+        assert browser.evaluate("window.plotsmReport.selected()") == parcel
+        bars = _bars(browser)
+        assert len(bars) == len(mine)
+        for bar, (acquisition, row) in zip(bars, mine.iterrows(), strict=True):
+            mv, sd = _tenths(row["mv_pct"]), _tenths(row["mv_std_pct"])
+            # ± 1 std on the two dates without an interval, the 68 % interval on the others
+            low, top = ((mv - sd, mv + sd) if acquisition in (first, second)
+                        else (_tenths(row["mv_lo68_pct"]), _tenths(row["mv_hi68_pct"])))
+            assert bar == pytest.approx([_moisture_y(top), _moisture_y(low)], abs=0.01)
+        assert bars[0][1] - bars[0][0] == pytest.approx(2 * _tenths(mine.loc[first, "mv_std_pct"]) * 170 / 50, abs=0.01)
+        titles = browser.evaluate("Array.from(document.querySelectorAll('#series circle.mv title')).map(t => t.textContent)")
+        at = mine.loc[first]
+        assert f"{at['mv_pct']:.1f} ± {_tenths(at['mv_std_pct']):.1f} vol.% (temporal), ok" in titles[0]
+        later = mine.iloc[2]  # a date that kept its interval
+        assert (f"{later['mv_pct']:.1f} vol.% (68 %: {_tenths(later['mv_lo68_pct']):.1f}–"
+                f"{_tenths(later['mv_hi68_pct']):.1f}) (temporal), ok") in titles[2]
+        assert browser.errors == []
     finally:
         browser.close()
 
@@ -171,6 +253,10 @@ def test_twenty_thousand_parcels_fit_in_ten_megabytes_and_a_sample_beyond() -> N
     assert small.n_shown < 20_000 and "statistics per date cover them all" in small.notes[0]
     assert len(render(small).encode("utf-8")) <= 2_600_000
     assert small.page["dates"][0]["counts"] == full.page["dates"][0]["counts"]  # statistics over every parcel
+    # with 68 % credible intervals (two bytes more per parcel and date) the file still keeps to its limit
+    rows["mv_lo68_pct"], rows["mv_hi68_pct"] = rows["mv_pct"] - 4.2, rows["mv_pct"] + 5.3
+    ci = assemble("big", parcels, dates, rows, {})
+    assert ci.page["values"]["lo68"] is not None and len(render(ci).encode("utf-8")) <= 10_000_000
 
 
 def test_uncertainty_and_method_per_date_and_parcel() -> None:
@@ -195,6 +281,41 @@ def test_uncertainty_and_method_per_date_and_parcel() -> None:
     # rows without the columns (a store of schema 3 read by an older caller): unknown, not invented
     bare = assemble("bare", parcels, dates, rows.drop(columns=["mv_std_pct", "method"]), {}).page
     assert set(base64.b64decode(bare["values"]["std"])) == {255} and bare["dates"][0]["std_median"] is None
+    assert bare["values"]["lo68"] is None and bare["values"]["hi68"] is None  # no interval anywhere: none shipped
+
+
+def test_credible_intervals_per_date_and_parcel() -> None:
+    """The 68 % bounds travel as distances (0.1 vol.%) below and above the shipped moisture; 255 where a row has no
+    interval (older rows), or one the byte cannot hold."""
+    import base64
+
+    parcels, dates, rows = _synthetic(50, 3)
+    ok = (rows["status"] == "ok").to_numpy()
+    k = np.arange(len(rows))
+    rows["mv_std_pct"] = np.where(ok, 3.0, np.nan)
+    rows["mv_lo68_pct"] = np.where(ok, rows["mv_pct"] - (k % 9 + 0.37), np.nan)
+    rows["mv_hi68_pct"] = np.where(ok, rows["mv_pct"] + (k % 5 + 1.81), np.nan)
+    rows["mv_lo95_pct"], rows["mv_hi95_pct"] = rows["mv_lo68_pct"] - 4, rows["mv_hi68_pct"] + 4
+    older = ok & (k % 4 == 0)  # rows of an older version: no interval
+    rows.loc[older, ["mv_lo95_pct", "mv_lo68_pct", "mv_hi68_pct", "mv_hi95_pct"]] = np.nan
+    wide = ok & (k % 4 == 1) & (k % 3 == 0)  # further than 25.4 vol.% below its moisture
+    rows.loc[wide, "mv_lo68_pct"] = rows.loc[wide, "mv_pct"] - 30
+    page = assemble("ci", parcels, dates, rows, {}).page
+    assert "lo95" not in page["values"] and "hi95" not in page["values"]
+    lo = np.frombuffer(base64.b64decode(page["values"]["lo68"]), dtype="<u1").reshape(3, -1)
+    hi = np.frombuffer(base64.b64decode(page["values"]["hi68"]), dtype="<u1").reshape(3, -1)
+    mv = np.frombuffer(base64.b64decode(page["values"]["mv"]), dtype="<u2").reshape(3, -1)
+    col = rows["parcel_id"].map({p: j for j, p in enumerate(page["parcel_ids"])}).to_numpy()
+    row = rows["acquisition_id"].map({a: j for j, a in enumerate(dates["acquisition_id"])}).to_numpy()
+    got_lo, got_hi, got_mv = lo[row, col], hi[row, col], mv[row, col]
+    has = ok & ~older & ~wide
+    assert has.sum() > 50 and older.sum() > 10 and wide.sum() > 3
+    # the page's bounds, (mv − lo) / 10 and (mv + hi) / 10, are the stored bounds rounded to 0.1 vol.%
+    want_lo = np.round(rows["mv_lo68_pct"].to_numpy()[has] * 10)
+    want_hi = np.round(rows["mv_hi68_pct"].to_numpy()[has] * 10)
+    assert (got_mv[has].astype(int) - got_lo[has] == want_lo).all()
+    assert (got_mv[has].astype(int) + got_hi[has] == want_hi).all()
+    assert (got_lo[~has] == 255).all() and (got_hi[~has] == 255).all()
 
 
 def test_validation_metrics_appear_when_present(demo_run: Path, tmp_path: Path) -> None:

@@ -253,7 +253,8 @@ def test_wide_export_has_one_column_per_acquisition(scene, serial, tmp_path):
     assert res.returncode == 0, res.stderr
     wide = gpd.read_parquet(target)
     ids = sorted(tables(serial)["acquisitions"]["acquisition_id"])
-    assert [c for c in wide.columns if c.startswith("mv_")] == [f"mv_{a}" for a in ids] + [f"mv_std_{a}" for a in ids]
+    assert [c for c in wide.columns if c.startswith("mv_")] == [f"mv_{a}" for a in ids] + [f"mv_std_{a}" for a in ids] + [
+        f"mv_{bound}_{a}" for bound in ("lo68", "hi68", "lo95", "hi95") for a in ids]
     assert len(wide) == scene.n_parcels and wide.crs is not None
     moisture = tables(serial)["moisture"]
     long = moisture.pivot(index="parcel_id", columns="acquisition_id", values="mv_pct")

@@ -28,6 +28,8 @@ from plotsm.store import SCHEMA_VERSION, STORE_FILENAME, Store, list_queries
 
 UTM31 = "EPSG:32631"
 STATUSES = ("ok", "ndvi_above_max", "slope_above_max", "too_few_pixels", "no_data", "outside_domain")
+INTERVALS = ("mv_lo68_pct", "mv_hi68_pct", "mv_lo95_pct", "mv_hi95_pct")
+NO_INTERVALS = dict.fromkeys(INTERVALS)
 
 # ------------------------------------------------------------------------------------------------ helpers
 
@@ -118,7 +120,7 @@ def series(store: Store) -> Store:
 def test_schema_created_with_version(tmp_path: Path):
     with Store(tmp_path / "new" / "out") as s:
         assert s.path == tmp_path / "new" / "out" / STORE_FILENAME and s.path.is_file()
-        assert s.schema_version == SCHEMA_VERSION == 4
+        assert s.schema_version == SCHEMA_VERSION == 5
         tables = {r["table_name"] for r in rows(s, "SELECT table_name FROM information_schema.tables")}
         assert {"meta", "parcels", "parcels_retired", "acquisitions", "observations", "moisture", "runs"} <= tables
     with Store(tmp_path / "new" / "out") as s:  # reopening applies the schema again without change
@@ -142,10 +144,10 @@ def test_version_1_store_is_migrated(tmp_path: Path):
     con.execute("INSERT INTO acquisitions VALUES ('A1', TIMESTAMP '2024-04-06 17:49:12', 'S1A', 'ascending', 88, "
                 "'[]', '{}', 'none', 'all')")
     con.close()
-    with pytest.raises(StorageError, match=r"older than this plotsm's \(4\)\. Open it once for writing"):
+    with pytest.raises(StorageError, match=r"older than this plotsm's \(5\)\. Open it once for writing"):
         Store(tmp_path, read_only=True)
     with Store(tmp_path) as s:
-        assert s.schema_version == 4
+        assert s.schema_version == 5
         got = rows(s, "SELECT acquisition_id, relative_orbit, fingerprint, apriori_reason, ndvi_gap_days "
                       "FROM acquisitions")
         assert got == [{"acquisition_id": "A1", "relative_orbit": 88, "fingerprint": None, "apriori_reason": None,
@@ -166,7 +168,7 @@ def test_version_2_store_is_migrated(tmp_path: Path):
     con.execute("INSERT INTO parcels VALUES ('p1', '{}', 1.0, ''::BLOB)")
     con.close()
     with Store(tmp_path) as s:
-        assert s.schema_version == 4
+        assert s.schema_version == 5
         assert rows(s, "SELECT acquisition_id, fingerprint, ndvi_gap_days FROM acquisitions") == [
             {"acquisition_id": "A1", "fingerprint": "f00", "ndvi_gap_days": None}]
         assert rows(s, "SELECT parcel_id FROM parcels") == [{"parcel_id": "p1"}]
@@ -189,12 +191,12 @@ def test_version_3_store_is_migrated_keeping_its_history(tmp_path: Path):
                 "('p2', 'A1', NULL, 'all', 'no_data', 'v1')")
     con.close()
     with Store(tmp_path) as s:
-        assert s.schema_version == 4
+        assert s.schema_version == 5
         assert rows(s, "SELECT * FROM moisture ORDER BY parcel_id") == [
             {"parcel_id": "p1", "acquisition_id": "A1", "mv_pct": 21.5, "network": "all", "status": "ok",
-             "model_version": "v1", "mv_std_pct": None, "method": "single"},
+             "model_version": "v1", "mv_std_pct": None, "method": "single", **NO_INTERVALS},
             {"parcel_id": "p2", "acquisition_id": "A1", "mv_pct": None, "network": "all", "status": "no_data",
-             "model_version": "v1", "mv_std_pct": None, "method": "single"}]
+             "model_version": "v1", "mv_std_pct": None, "method": "single", **NO_INTERVALS}]
         with pytest.raises(duckdb.ConstraintException, match="CHECK constraint failed"):
             s.con.execute("UPDATE moisture SET mv_std_pct = 1.0 WHERE parcel_id = 'p2'")
         with pytest.raises(duckdb.ConstraintException, match="CHECK constraint failed"):
@@ -209,10 +211,102 @@ def test_version_3_store_is_migrated_keeping_its_history(tmp_path: Path):
         fresh.close()
 
 
+def version_4_store(path: Path) -> None:
+    """A version-4 store at ``path`` as plotsm wrote it before credible intervals (v1 + migrations 002 to 004),
+    with one acquisition: p1 'ok' single-date, p2 'ok' revised by the joint inversion, p3 masked."""
+    con = duckdb.connect(str(path / STORE_FILENAME))
+    con.execute((Path(__file__).parent / "data" / "store_schema_v1.sql").read_text())
+    for step in ("002_acquisition_fingerprint.sql", "003_parcel_history_ndvi_gap.sql",
+                 "004_moisture_uncertainty_method.sql"):
+        con.execute((sql_dir() / "migrations" / step).read_text())
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [("4",)]
+    assert "mv_lo68_pct" not in con.sql("SELECT * FROM moisture").columns
+    con.execute("INSERT INTO acquisitions (acquisition_id, datetime_utc, inputs, settings) VALUES "
+                "('A1', TIMESTAMP '2024-04-06 17:49:12', '[]', '{}')")
+    con.execute("INSERT INTO moisture VALUES ('p1', 'A1', 21.5, 'all', 'ok', 'v1', 2.0, 'single'), "
+                "('p2', 'A1', 18.25, 'all', 'ok', 'v1', 1.5, 'temporal'), "
+                "('p3', 'A1', NULL, 'all', 'no_data', 'v1', NULL, 'single')")
+    con.close()
+
+
+V4_ROWS = [
+    {"parcel_id": "p1", "acquisition_id": "A1", "mv_pct": 21.5, "network": "all", "status": "ok",
+     "model_version": "v1", "mv_std_pct": 2.0, "method": "single"},
+    {"parcel_id": "p2", "acquisition_id": "A1", "mv_pct": 18.25, "network": "all", "status": "ok",
+     "model_version": "v1", "mv_std_pct": 1.5, "method": "temporal"},
+    {"parcel_id": "p3", "acquisition_id": "A1", "mv_pct": None, "network": "all", "status": "no_data",
+     "model_version": "v1", "mv_std_pct": None, "method": "single"},
+]
+
+
+def test_version_4_store_is_migrated_keeping_its_history(tmp_path: Path):
+    """A version-4 store gets the four credible-interval columns by sql/migrations/005_moisture_intervals.sql:
+    every moisture row is kept with its estimate, uncertainty and method, its intervals NULL (none is invented
+    for history), and the table takes the checks of sql/schema.sql."""
+    version_4_store(tmp_path)
+    with pytest.raises(StorageError, match=r"store schema version 4 is older than this plotsm's \(5\)"):
+        Store(tmp_path, read_only=True)
+    with Store(tmp_path) as s:
+        assert s.schema_version == 5
+        assert rows(s, "SELECT * FROM moisture ORDER BY parcel_id") == [{**r, **NO_INTERVALS} for r in V4_ROWS]
+        assert rows(s, "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'moisture_v5'") == [
+            {"n": 0}]
+        for bad in ("mv_lo68_pct = 1, mv_hi68_pct = 2, mv_lo95_pct = 0, mv_hi95_pct = 3 WHERE parcel_id = 'p3'",
+                    "mv_lo68_pct = 1 WHERE parcel_id = 'p1'",
+                    "mv_lo68_pct = 1, mv_hi68_pct = 2, mv_lo95_pct = 1.5, mv_hi95_pct = 3 WHERE parcel_id = 'p1'"):
+            with pytest.raises(duckdb.ConstraintException, match="CHECK constraint failed"):
+                s.con.execute(f"UPDATE moisture SET {bad}")
+        s.con.execute("UPDATE moisture SET mv_lo68_pct = 20, mv_hi68_pct = 23, mv_lo95_pct = 19, mv_hi95_pct = 24.5 "
+                      "WHERE parcel_id = 'p1'")
+        assert rows(s, f"SELECT {', '.join(INTERVALS)} FROM moisture WHERE parcel_id = 'p1'") == [
+            {"mv_lo68_pct": 20.0, "mv_hi68_pct": 23.0, "mv_lo95_pct": 19.0, "mv_hi95_pct": 24.5}]
+    with Store(tmp_path) as s:  # the migrated table is the one schema.sql describes: reopening changes nothing
+        assert s.schema_version == 5
+        with Store(tmp_path / "fresh") as fresh:
+            columns = "SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns " \
+                      "WHERE table_name = 'moisture' ORDER BY ordinal_position"
+            assert rows(s, columns) == rows(fresh, columns)
+            assert [r["column_name"] for r in rows(s, columns)][-4:] == list(INTERVALS)
+            checks = "SELECT constraint_text FROM duckdb_constraints() WHERE table_name = 'moisture' " \
+                     "AND constraint_type = 'CHECK' ORDER BY constraint_text"
+            assert rows(s, checks) == rows(fresh, checks)
+
+
+def test_failed_migration_leaves_the_version_4_store(tmp_path: Path, monkeypatch):
+    """The 4 → 5 step runs in one transaction with its version bump: a failure after the table was rebuilt and
+    the version set (here an error appended to a copy of the migration) leaves the version-4 store as it was."""
+    import shutil
+
+    import plotsm.store.connection as connection
+
+    sql = tmp_path / "sql"
+    shutil.copytree(sql_dir(), sql)
+    step = sql / "migrations" / "005_moisture_intervals.sql"
+    step.write_text(step.read_text() + "\nSELECT error('disk full half-way');\n")
+    monkeypatch.setattr(connection, "sql_dir", lambda: sql)
+    (tmp_path / "out").mkdir()
+    version_4_store(tmp_path / "out")
+    with pytest.raises(duckdb.Error, match="disk full half-way"):
+        Store(tmp_path / "out")
+    con = duckdb.connect(str(tmp_path / "out" / STORE_FILENAME))
+    try:
+        assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [("4",)]
+        got = con.sql("SELECT * FROM moisture ORDER BY parcel_id")
+        assert got.columns == list(V4_ROWS[0]) and [dict(zip(got.columns, r)) for r in got.fetchall()] == V4_ROWS
+        assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'moisture_v5'"
+                           ).fetchall() == [(0,)]
+    finally:
+        con.close()
+    monkeypatch.undo()
+    with Store(tmp_path / "out") as s:  # the shipped migration then upgrades it
+        assert s.schema_version == 5 and rows(s, "SELECT * FROM moisture ORDER BY parcel_id") == [
+            {**r, **NO_INTERVALS} for r in V4_ROWS]
+
+
 def test_newer_schema_is_refused(tmp_path: Path):
     with Store(tmp_path) as s:
         s.sql("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    newer = r"plotsm\.duckdb: store schema version 99 is newer than this plotsm knows \(4\)\. Upgrade plotsm"
+    newer = r"plotsm\.duckdb: store schema version 99 is newer than this plotsm knows \(5\)\. Upgrade plotsm"
     with pytest.raises(StorageError, match=newer):
         Store(tmp_path)
 
@@ -708,3 +802,176 @@ def test_ad_hoc_sql(series: Store):
     assert got.to_pylist() == [{"n": 12}]  # 5 + 3 + 4
     with pytest.raises(UsageError, match="SQL error: .*no_such_table"):
         series.sql("SELECT * FROM no_such_table")
+
+
+# ---------------------------------------------------------------------------- credible intervals (schema v5)
+
+# Per parcel: (mv_pct, status, (lo68, hi68, lo95, hi95)); p1's mv_pct lies outside its interval (a single-date
+# estimate is the network's, not the posterior's) and p4's bounds are all equal: both are allowed.
+WITH_INTERVALS = {
+    "p1": (21.5, "ok", (17.0, 19.25, 15.5, 20.75)),
+    "p2": (None, "ndvi_above_max", (np.nan,) * 4),
+    "p3": (30.0, "ok", (28.125, 31.5, 26.0, 33.0)),
+    "p4": (12.0, "ok", (12.0, 12.0, 12.0, 12.0)),
+    "p5": (None, "no_data", (None,) * 4),
+}
+
+
+def interval_moisture(values: dict[str, tuple[float | None, str, tuple]], columns=INTERVALS):
+    """A moisture_fn answering ``values[parcel_id] = (mv_pct, status, (lo68, hi68, lo95, hi95))`` with the
+    interval ``columns`` named (a subset leaves the others out of the table)."""
+
+    def fn(inputs: pa.Table) -> pd.DataFrame:
+        table = fixed_moisture({k: v[:2] for k, v in values.items()})(inputs)
+        ids = table["parcel_id"].tolist()
+        for j, name in enumerate(INTERVALS):
+            if name in columns:
+                table[name] = pd.array([values[i][2][j] for i in ids], dtype="Float64")
+        return table
+
+    return fn
+
+
+def intervals_of(store: Store, where: str = "TRUE") -> dict[tuple[str, str], tuple]:
+    got = rows(store, f"SELECT parcel_id, acquisition_id, {', '.join(INTERVALS)} FROM moisture WHERE {where}")
+    return {(r["parcel_id"], r["acquisition_id"]): tuple(r[c] for c in INTERVALS) for r in got}
+
+
+def test_intervals_are_stored_and_read_back(store: Store):
+    store.write_parcels(grid_parcels())
+    ids = list(WITH_INTERVALS)
+    store.write_acquisition(acquisition("A", "2024-04-06T17:49:12Z"), observations(ids),
+                            interval_moisture(WITH_INTERVALS))
+    store.write_acquisition(acquisition("B", "2024-04-18T17:49:12Z"), observations(ids),  # an older caller
+                            fixed_moisture({i: (10.0, "ok") for i in ids}))
+    assert intervals_of(store) == {
+        ("p1", "A"): (17.0, 19.25, 15.5, 20.75), ("p2", "A"): (None,) * 4, ("p3", "A"): (28.125, 31.5, 26.0, 33.0),
+        ("p4", "A"): (12.0, 12.0, 12.0, 12.0), ("p5", "A"): (None,) * 4, **{(i, "B"): (None,) * 4 for i in ids}}
+    assert rows(store, "SELECT mv_pct FROM moisture WHERE parcel_id = 'p1' AND acquisition_id = 'A'") == [
+        {"mv_pct": 21.5}]
+    history = store.query("history", {"parcel_id": "p3"}).to_pylist()
+    assert [tuple(r[c] for c in INTERVALS) for r in history] == [(28.125, 31.5, 26.0, 33.0), (None,) * 4]
+    cols = store.query("history", {"parcel_id": "p3"}).column_names
+    assert cols[cols.index("mv_std_pct") + 1:cols.index("mv_std_pct") + 5] == list(INTERVALS)
+    latest = {r["parcel_id"]: r for r in store.query("latest").to_pylist()}
+    assert tuple(latest["p3"][c] for c in INTERVALS) == (None,) * 4  # B is the latest row
+    assert tuple(latest["p3"][f"last_ok_{c}"] for c in INTERVALS) == (None,) * 4
+    store.delete_acquisitions(["B"])
+    latest = {r["parcel_id"]: r for r in store.query("latest").to_pylist()}
+    assert tuple(latest["p3"][c] for c in INTERVALS) == (28.125, 31.5, 26.0, 33.0)
+    assert tuple(latest["p1"][f"last_ok_{c}"] for c in INTERVALS) == (17.0, 19.25, 15.5, 20.75)
+    assert tuple(latest["p2"][c] for c in INTERVALS) == (None,) * 4
+
+
+def _bad(parcel: str, value: tuple) -> dict:
+    return {**WITH_INTERVALS, parcel: (*WITH_INTERVALS[parcel][:2], value)}
+
+
+@pytest.mark.parametrize(
+    ("fn", "message"),
+    [
+        (interval_moisture(_bad("p2", (1.0, 2.0, 0.5, 2.5))),
+         r"moisture of A: 1 row\(s\) whose status is not ok have a credible interval \(mv_lo68_pct, mv_hi68_pct, "
+         r"mv_lo95_pct, mv_hi95_pct must be null unless status is ok\)\.$"),
+        (interval_moisture(_bad("p2", (np.nan, np.nan, np.nan, 3.0))), "1 row.* whose status is not ok have a"),
+        (interval_moisture(_bad("p3", (28.0, 31.0, np.nan, 33.0))),
+         r"moisture of A: 1 row\(s\) give some but not all of mv_lo68_pct, mv_hi68_pct, mv_lo95_pct, mv_hi95_pct "
+         r"\(give all four or none\)\.$"),
+        (interval_moisture(WITH_INTERVALS, columns=INTERVALS[:2]), r"3 row\(s\) give some but not all of"),
+        (interval_moisture(_bad("p3", (28.0, 31.0, 28.5, 33.0))),
+         r"moisture of A: 1 row\(s\) have credible intervals out of order \(expected mv_lo95_pct <= mv_lo68_pct "
+         r"<= mv_hi68_pct <= mv_hi95_pct\)\.$"),
+        (interval_moisture(_bad("p3", (31.0, 28.0, 26.0, 33.0))), r"1 row\(s\) have credible intervals out of order"),
+        (interval_moisture(_bad("p3", (28.0, 33.5, 26.0, 33.0))), r"1 row\(s\) have credible intervals out of order"),
+        (lambda t: interval_moisture(WITH_INTERVALS)(t).assign(mv_hi95_pct="wide"),
+         r"moisture of A: .*mv_lo68_pct, mv_hi68_pct, mv_lo95_pct, mv_hi95_pct all four null unless status is ok, "
+         r"else all four or none, with mv_lo95_pct <= mv_lo68_pct <= mv_hi68_pct <= mv_hi95_pct\.$"),
+    ],
+    ids=["masked-with-interval", "masked-with-one-bound", "partial", "two-columns-only", "lo95-above-lo68",
+         "lo68-above-hi68", "hi68-above-hi95", "not-numbers"],
+)
+def test_bad_intervals_write_nothing(store: Store, fn, message):
+    ids = list(WITH_INTERVALS)
+    store.write_acquisition(acquisition("A", "2024-04-06T17:49:12Z"), observations(ids),
+                            interval_moisture(WITH_INTERVALS))
+    before = _snapshot(store)
+    with pytest.raises(ModelError, match=message):
+        store.write_acquisition(acquisition("A", "2024-04-06T17:49:12Z", platform="S1B"), observations(ids), fn)
+    assert _snapshot(store) == before
+
+
+def test_constraint_message_lists_the_interval_rules(store: Store):
+    with pytest.raises(ModelError, match=r"CHECK.*status one of ok.*mv_lo68_pct, mv_hi68_pct, mv_lo95_pct, "
+                                         r"mv_hi95_pct all four null unless status is ok, else all four or none"):
+        store.write_acquisition(acquisition("A", "2024-04-06T17:49:12Z"), observations(["p1"]),
+                                fixed_moisture({"p1": (5.0, "wet")}))
+
+
+@pytest.mark.parametrize(
+    ("values", "status"),
+    [((1.0, 2.0, 0.5, 2.5), "no_data"), ((1.0, None, 0.5, 2.5), "ok"), ((1.0, 2.0, 1.5, 2.5), "ok"),
+     ((2.5, 2.0, 0.5, 2.5), "ok"), ((1.0, 2.0, 0.5, 1.5), "ok")],
+    ids=["masked", "partial", "lo95-above-lo68", "lo68-above-hi68", "hi68-above-hi95"],
+)
+def test_schema_checks_the_intervals(store: Store, values, status):
+    """sql/schema.sql refuses what the store's own checks refuse, for any writer of the table."""
+    mv = "NULL" if status != "ok" else "1.5"
+    bounds = ", ".join("NULL" if v is None else str(v) for v in values)
+    with pytest.raises(duckdb.ConstraintException, match="CHECK constraint failed"):
+        store.con.execute(f"INSERT INTO moisture (parcel_id, acquisition_id, mv_pct, status, {', '.join(INTERVALS)}) "
+                          f"VALUES ('p1', 'A', {mv}, '{status}', {bounds})")
+    store.con.execute(f"INSERT INTO moisture (parcel_id, acquisition_id, mv_pct, status, {', '.join(INTERVALS)}) "
+                      "VALUES ('p1', 'A', 9.0, 'ok', 1.0, 2.0, 0.5, 2.5)")  # mv_pct outside: allowed
+
+
+def test_revise_writes_or_clears_the_intervals(store: Store):
+    ids = list(WITH_INTERVALS)
+    store.write_acquisition(acquisition("A", "2024-04-06T17:49:12Z"), observations(ids),
+                            interval_moisture(WITH_INTERVALS))
+    revised = pd.DataFrame({"parcel_id": ["p1", "p3"], "acquisition_id": ["A", "A"], "mv_pct": [18.0, 29.0],
+                            "mv_std_pct": [1.25, 2.0], "mv_lo68_pct": [16.75, np.nan],
+                            "mv_hi68_pct": [19.25, np.nan], "mv_lo95_pct": [15.5, np.nan],
+                            "mv_hi95_pct": [20.5, np.nan]})
+    assert store.revise_moisture(revised) == 2
+    assert intervals_of(store) == {("p1", "A"): (16.75, 19.25, 15.5, 20.5), ("p2", "A"): (None,) * 4,
+                                   ("p3", "A"): (None,) * 4, ("p4", "A"): (12.0, 12.0, 12.0, 12.0),
+                                   ("p5", "A"): (None,) * 4}
+    assert rows(store, "SELECT parcel_id, mv_pct, mv_std_pct, method FROM moisture WHERE parcel_id IN ('p1', 'p3') "
+                       "ORDER BY 1") == [{"parcel_id": "p1", "mv_pct": 18.0, "mv_std_pct": 1.25, "method": "temporal"},
+                                         {"parcel_id": "p3", "mv_pct": 29.0, "mv_std_pct": 2.0, "method": "temporal"}]
+    # without interval columns (an older caller): the revised row loses the intervals of its old estimate
+    assert store.revise_moisture(pd.DataFrame({"parcel_id": ["p4"], "acquisition_id": ["A"], "mv_pct": [13.0],
+                                               "mv_std_pct": [0.5]})) == 1
+    assert intervals_of(store, "parcel_id IN ('p1', 'p4')") == {("p1", "A"): (16.75, 19.25, 15.5, 20.5),
+                                                                 ("p4", "A"): (None,) * 4}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"mv_lo95_pct": [np.nan]}, r"^window: 1 row\(s\) give some but not all of mv_lo68_pct, mv_hi68_pct, "
+                                    r"mv_lo95_pct, mv_hi95_pct \(give all four or none\)\. Nothing was written\.$"),
+        ({"mv_lo95_pct": [17.0]}, r"^window: 1 row\(s\) have credible intervals out of order \(expected mv_lo95_pct "
+                                  r"<= mv_lo68_pct <= mv_hi68_pct <= mv_hi95_pct\)\. Nothing was written\.$"),
+        ({"mv_hi68_pct": [16.0]}, r"1 row\(s\) have credible intervals out of order"),
+        ({"mv_hi95_pct": [19.0]}, r"1 row\(s\) have credible intervals out of order"),
+        ({"mv_hi95_pct": ["wide"]}, r"^window: .*Could not convert string 'wide'"),
+        ({"drop": ["mv_hi68_pct", "mv_hi95_pct"]}, r"1 row\(s\) give some but not all of"),
+        ({"mv_std_pct": [-1.0]}, r"^window: 1 negative mv_std_pct value\(s\)\.$"),  # the existing checks stay
+        ({"status_of": "p2"}, r"^window: 1 of 1 row\(s\) are not 'ok' moisture rows of"),
+    ],
+    ids=["partial", "lo95-above-lo68", "lo68-above-hi68", "hi68-above-hi95", "not-numbers", "two-columns-only",
+         "negative-std", "not-ok-row"],
+)
+def test_revise_with_bad_intervals_writes_nothing(store: Store, change, message):
+    ids = list(WITH_INTERVALS)
+    store.write_acquisition(acquisition("A", "2024-04-06T17:49:12Z"), observations(ids),
+                            interval_moisture(WITH_INTERVALS))
+    before = _snapshot(store)
+    table = pd.DataFrame({"parcel_id": [change.pop("status_of", "p1")], "acquisition_id": ["A"], "mv_pct": [18.0],
+                          "mv_std_pct": [1.25], "mv_lo68_pct": [16.75], "mv_hi68_pct": [19.25],
+                          "mv_lo95_pct": [15.5], "mv_hi95_pct": [20.5]})
+    table = table.drop(columns=change.pop("drop", [])).assign(**change)
+    with pytest.raises(ModelError, match=message):
+        store.revise_moisture(table, what="window")
+    assert _snapshot(store) == before

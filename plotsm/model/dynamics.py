@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from plotsm.model.intervals import bin_quantiles
 from plotsm.model.posterior_grid import GridSpec, date_moments, single_thread_blas
 from plotsm.model.synth import SynthSettings
 
@@ -118,8 +119,10 @@ def forward_backward(lik: NDArray[np.float32], windows: list[NDArray[np.int64]],
 def invert_chunk_dynamic(theta: NDArray[np.float64], ndvi: NDArray[np.float64], vv: NDArray[np.float64],
                          synth: SynthSettings, *, spec: GridSpec, windows: list[NDArray[np.int64]],
                          change_prob: float, persistence: float, step_pct: float, bins: int,
-                         noise_rel: float | None, decay: float = 1.0) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Posterior mean and std of mv, (P, T), of one chunk of parcels (NaN inputs: NaN outputs)."""
+                         noise_rel: float | None, decay: float = 1.0,
+                         ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Posterior mean and std of mv, (P, T), and its credible-interval bounds (P, T, 4)
+    (:mod:`plotsm.model.intervals`) of one chunk of parcels (NaN inputs: NaN outputs)."""
     lo, hi = synth.mv_pct
     with single_thread_blas():
         lik, ok = joint_likelihood(theta, ndvi, vv, synth, spec=spec, bins=bins, noise_rel=noise_rel)
@@ -132,9 +135,11 @@ def invert_chunk_dynamic(theta: NDArray[np.float64], ndvi: NDArray[np.float64], 
     p64 = post.astype(np.float64)
     mean = p64 @ mid
     var = np.maximum(p64 @ mid**2 - mean**2, 0.0) + width**2 / 12.0
+    bounds = bin_quantiles(post, lo, hi)
     mean[~ok] = np.nan
     var[~ok] = np.nan
-    return mean, np.sqrt(var)
+    bounds[~ok] = np.nan
+    return mean, np.sqrt(var), bounds
 
 
 def _prior(spec: GridSpec, bins: int) -> NDArray[np.float64]:

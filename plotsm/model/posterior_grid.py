@@ -147,22 +147,27 @@ def _mv_bin(mv: NDArray[np.float64], synth: SynthSettings, n_bins: int) -> NDArr
     return np.clip(((mv - lo) / (hi - lo) * n_bins).astype(np.int64), 0, n_bins - 1)
 
 
+def fine_bins(synth: SynthSettings) -> int:
+    """Bins of the fine mv grid of the tables: with ``GridSpec(kind="bins", bins=fine_bins(synth))`` each bin
+    holds exactly one fine mv node (its midpoint), so the bins' masses are the exact discrete posterior."""
+    return len(_fine_mv(synth))
+
+
 def _fine_mv(synth: SynthSettings) -> NDArray[np.float64]:
     lo, hi = synth.mv_pct
     n = max(int(np.ceil((hi - lo) / MV_FINE_STEP_PCT)), 2)
     return lo + (np.arange(n) + 0.5) * (hi - lo) / n  # midpoints: uniform prior integrated by the midpoint rule
 
 
-@lru_cache(maxsize=8)
-def tables(synth: SynthSettings, spec: GridSpec = GridSpec()) -> Tables:
-    """The moments tables of ``synth`` at resolution ``spec`` (cached: built once per process, ~2 s)."""
+@lru_cache(maxsize=4)
+def _bare_soil_db(synth: SynthSettings, n_sub: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """θ nodes and bare-soil σ⁰ (dB) on (θ node, fine mv, ``n_sub`` Hrms samples): the IEM, the costly part of
+    the tables (~2 s), shared by every table kind of the same roughness resolution (cached)."""
     t_lo, t_hi = synth.theta_deg[0] - THETA_MARGIN_DEG, synth.theta_deg[1] + THETA_MARGIN_DEG
     thetas = np.arange(t_lo, t_hi + THETA_STEP_DEG / 2, THETA_STEP_DEG)
     mv = _fine_mv(synth)
     h_lo, h_hi = synth.hrms_cm
-    n_sub = spec.hrms_cells * HRMS_SUBSAMPLES
     hrms = h_lo + (np.arange(n_sub) + 0.5) * (h_hi - h_lo) / n_sub
-    cell = np.repeat(np.arange(spec.hrms_cells), HRMS_SUBSAMPLES)
     # The IEM on a coarser θ grid (1°), interpolated in dB: σ⁰_soil is smooth in θ (checked: < 0.01 dB).
     coarse = np.arange(np.floor(t_lo), np.ceil(t_hi) + 1.0)
     u_coarse = forward.db(forward.sigma0_soil_vv(mv[None, :, None], hrms[None, None, :], coarse[:, None, None],
@@ -170,14 +175,22 @@ def tables(synth: SynthSettings, spec: GridSpec = GridSpec()) -> Tables:
     pos = np.interp(thetas, coarse, np.arange(len(coarse)))
     i0 = np.minimum(np.floor(pos).astype(int), len(coarse) - 2)
     frac = (pos - i0)[:, None, None]
-    u = (1 - frac) * u_coarse[i0] + frac * u_coarse[i0 + 1]  # (n_theta, n_mv, n_sub)
+    return thetas, (1 - frac) * u_coarse[i0] + frac * u_coarse[i0 + 1]  # (n_theta, n_mv, n_sub)
+
+
+@lru_cache(maxsize=16)
+def tables(synth: SynthSettings, spec: GridSpec = GridSpec()) -> Tables:
+    """The moments tables of ``synth`` at resolution ``spec`` (cached: built once per process, ~2 s)."""
+    thetas, u = _bare_soil_db(synth, spec.hrms_cells * HRMS_SUBSAMPLES)
+    mv = _fine_mv(synth)
+    cell = np.repeat(np.arange(spec.hrms_cells), HRMS_SUBSAMPLES)
     u0 = float(np.floor(u.min() / U_STEP_DB) * U_STEP_DB) - U_STEP_DB
     n_u = int(np.ceil((u.max() - u0) / U_STEP_DB)) + 2
     f = (u - u0) / U_STEP_DB
     j = np.floor(f).astype(np.int64)
     wf = f - j
     n_h = spec.hrms_cells
-    mass = np.full(mv.shape, 1.0 / (len(mv) * n_sub))
+    mass = np.full(mv.shape, 1.0 / (len(mv) * u.shape[2]))
     if spec.mv_prior is not None:
         prior = np.asarray(spec.mv_prior, dtype=np.float64)
         mass *= (prior / prior.mean())[_mv_bin(mv, synth, len(prior))]
@@ -199,7 +212,7 @@ def tables(synth: SynthSettings, spec: GridSpec = GridSpec()) -> Tables:
                 idx = (j[it] + dj) * n_col + col
                 w[it] += np.bincount(idx.ravel(), weights=(wt * q).ravel(), minlength=n_u * n_col).reshape(n_u, n_col)
     u_lin = (10.0 ** ((u0 + np.arange(n_u) * U_STEP_DB) / 10.0)).astype(np.float32)
-    edges = np.linspace(h_lo, h_hi, n_h + 1)
+    edges = np.linspace(*synth.hrms_cm, n_h + 1)
     return Tables(theta0_deg=float(thetas[0]), u0_db=u0, u_linear=u_lin, w=w.astype(np.float32), hrms_edges_cm=edges)
 
 

@@ -22,8 +22,9 @@ priors of the synth). A field's roughness is a hidden Markov chain over the Hrms
 For date t the roughness weights are the product of the other dates' messages (forward prediction × backward
 message), times its own likelihood; the posterior mean and standard deviation of mv follow from the per-date
 moments (A, M1, M2)(h). A missing date carries no likelihood (its roughness step still counts). The result is
-exact for the model up to the grid (Hrms cells, 0.25 dB, 0.25° θ nodes, NDVI quadrature); intervals mean ± z·std
-are calibrated on synthetic series (tests/test_temporal.py).
+exact for the model up to the grid (Hrms cells, 0.25 dB, 0.25° θ nodes, NDVI quadrature). Each estimate also gets
+the bounds of its posterior's 68 % and 95 % credible intervals (:mod:`plotsm.model.intervals`), calibrated on
+synthetic series where mean ± z·std is not (tests/test_intervals.py).
 
 Assumptions: Hrms constant between tillages and the same for both orbits when ``by_orbit=False``; the forward
 model and noise levels those of the synth; the per-date tillage probability ``change_prob`` known; each date's mv
@@ -46,8 +47,9 @@ from numpy.typing import NDArray
 
 from plotsm.errors import UsageError
 from plotsm.model.dynamics import fit_kernel, invert_chunk_dynamic
+from plotsm.model.intervals import bin_quantiles
 from plotsm.model.mv_prior import MIN_DATES, estimate_mv_prior
-from plotsm.model.posterior_grid import GridSpec, date_moments
+from plotsm.model.posterior_grid import GridSpec, date_moments, fine_bins
 from plotsm.model.synth import SynthSettings
 
 
@@ -93,10 +95,13 @@ class TemporalSettings:
 
 @dataclass(frozen=True)
 class Posterior:
-    """Per-date posterior mean and standard deviation of mv (vol.%), NaN where the date is missing."""
+    """Per-date posterior mean and standard deviation of mv (vol.%), NaN where the date is missing, and the bounds
+    of its equal-tailed 95 % and 68 % credible intervals (shape + (4,), in the order of
+    :data:`plotsm.model.intervals.INTERVAL_COLUMNS`; None where a caller gives none)."""
 
     mv_pct: NDArray[np.float64]
     mv_std_pct: NDArray[np.float64]
+    intervals: NDArray[np.float64] | None = None
 
 
 def _as_2d(name: str, a: NDArray[np.float64], ndim: int) -> NDArray[np.float64]:
@@ -142,13 +147,13 @@ def invert_series(theta_deg: NDArray[np.float64], ndvi: NDArray[np.float64], vv_
         settings = replace(settings, mv_persistence=a, mv_decay=d, mv_fit=False)
     mean = np.full((n_p, n_t), np.nan)
     std = np.full((n_p, n_t), np.nan)
+    bounds = np.full((n_p, n_t, 4), np.nan)
 
     chunk = settings.chunk_parcels if settings.mv_persistence == 0 else max(settings.chunk_parcels // 4, 1)
 
     def run(start: int) -> None:
         sl = slice(start, min(start + chunk, n_p))
-        m, s = _invert_chunk(theta[sl], nd[sl], vv[sl], synth, settings, windows)
-        mean[sl], std[sl] = m, s
+        mean[sl], std[sl], bounds[sl] = _invert_chunk(theta[sl], nd[sl], vv[sl], synth, settings, windows)
 
     starts = range(0, n_p, chunk)
     if settings.threads == 1 or n_p <= chunk:
@@ -157,7 +162,7 @@ def invert_series(theta_deg: NDArray[np.float64], ndvi: NDArray[np.float64], vv_
     else:
         with ThreadPoolExecutor(settings.threads) as pool:
             list(pool.map(run, starts))
-    return Posterior(mv_pct=mean, mv_std_pct=std)
+    return Posterior(mv_pct=mean, mv_std_pct=std, intervals=bounds)
 
 
 def posterior_single(theta_deg: NDArray[np.float64], ndvi: NDArray[np.float64], vv_db: NDArray[np.float64], *,
@@ -167,15 +172,24 @@ def posterior_single(theta_deg: NDArray[np.float64], ndvi: NDArray[np.float64], 
     if not theta.shape == nd.shape == vv.shape:
         raise UsageError(f"theta_deg, ndvi, vv_db: shapes {list(theta.shape)}, {list(nd.shape)}, {list(vv.shape)}"
                          " differ; expected the same (N,)")
-    settings = TemporalSettings()
+    # One bin per node of the tables' fine mv grid: the bins' masses are the exact discrete posterior, so mean and
+    # std equal those of the (A, M1, M2) moments, and the same masses give the credible intervals.
+    n_bins = fine_bins(synth)
+    spec = replace(TemporalSettings().grid, kind="bins", bins=n_bins)
+    lo, hi = synth.mv_pct
+    mid = lo + (np.arange(n_bins) + 0.5) * (hi - lo) / n_bins
     mean = np.full(theta.shape, np.nan)
     std = np.full(theta.shape, np.nan)
+    bounds = np.full(theta.shape + (4,), np.nan)
     ok = np.isfinite(theta) & np.isfinite(nd) & np.isfinite(vv)
     for a in range(0, len(theta), 65_536):
         sl = np.flatnonzero(ok[a:a + 65_536]) + a
-        mom = date_moments(theta[sl], nd[sl], vv[sl], synth=synth, spec=settings.grid)
-        mean[sl], std[sl] = _moments_to_posterior(mom.sum(axis=2))
-    return Posterior(mv_pct=mean, mv_std_pct=std)
+        mass = date_moments(theta[sl], nd[sl], vv[sl], synth=synth, spec=spec)[:, 0, :].astype(np.float64)
+        total = mass.sum(axis=1)
+        mean[sl] = mass @ mid / total
+        std[sl] = np.sqrt(np.maximum(mass @ mid**2 / total - mean[sl] ** 2, 0.0))
+        bounds[sl] = bin_quantiles(mass, lo, hi)
+    return Posterior(mv_pct=mean, mv_std_pct=std, intervals=bounds)
 
 
 def _dyn_grid(settings: TemporalSettings) -> GridSpec:
@@ -207,8 +221,8 @@ def smooth_ndvi(ndvi: NDArray[np.float64], half_width: int) -> NDArray[np.float6
 
 
 def _invert_chunk(theta: NDArray[np.float64], ndvi: NDArray[np.float64], vv: NDArray[np.float64],
-                  synth: SynthSettings, settings: TemporalSettings,
-                  windows: list[NDArray[np.int64]]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+                  synth: SynthSettings, settings: TemporalSettings, windows: list[NDArray[np.int64]],
+                  ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     n_p, n_t = theta.shape
     n_h = settings.hrms_cells
     noise_rel = None
@@ -249,6 +263,15 @@ def _invert_chunk(theta: NDArray[np.float64], ndvi: NDArray[np.float64], vv: NDA
             back /= back.max(axis=1, keepdims=True)
     summed = np.einsum("pth,ptqh->ptq", others, mom)
     mean, std = _moments_to_posterior(summed)
+    # The credible intervals need the posterior over mv, not its moments: each date's likelihood per (mv bin,
+    # roughness cell) (the dynamics' bins, about 2 vol.%), weighted by the same roughness messages.
+    bins = _dyn_bins(settings, synth)
+    joint = np.zeros((n_p, n_t, bins, n_h), np.float32)
+    joint.reshape(n_p * n_t, bins, n_h)[flat] = date_moments(
+        theta.ravel()[flat], ndvi.ravel()[flat], vv.ravel()[flat], synth=synth,
+        spec=replace(settings.grid, kind="joint", bins=bins), ndvi_noise_rel=noise_rel)
+    bounds = bin_quantiles(np.einsum("pth,ptbh->ptb", others, joint), *synth.mv_pct)
     mean[~ok] = np.nan
     std[~ok] = np.nan
-    return mean, std
+    bounds[~ok] = np.nan
+    return mean, std, bounds

@@ -38,6 +38,7 @@ import pandas as pd
 from plotsm.errors import ModelError
 from plotsm.inversion import RUN_TEMPORAL, TemporalSettings
 from plotsm.model.infer import Network, load_network
+from plotsm.model.intervals import INTERVAL_COLUMNS
 from plotsm.model.synth import SynthSettings
 from plotsm.model.temporal import invert_series
 from plotsm.store import Store
@@ -148,8 +149,15 @@ def invert_group(group: pd.DataFrame, synth: SynthSettings, settings: TemporalSe
     if mv.shape != shape or std.shape != shape:
         raise ModelError(f"{what}: the joint inversion returned arrays of shape {mv.shape} and {std.shape} for "
                          f"{shape[0]} parcels × {shape[1]} dates.")
-    return pd.DataFrame({"parcel_id": group["parcel_id"].to_numpy(), "acquisition_id": group["acquisition_id"].to_numpy(),
-                         "mv_pct": mv[parcel_codes, date_codes], "mv_std_pct": std[parcel_codes, date_codes]})
+    frame = pd.DataFrame({"parcel_id": group["parcel_id"].to_numpy(), "acquisition_id": group["acquisition_id"].to_numpy(),
+                          "mv_pct": mv[parcel_codes, date_codes], "mv_std_pct": std[parcel_codes, date_codes]})
+    if post.intervals is None:  # none given: the store clears the rows' old intervals
+        return frame
+    bounds = np.asarray(post.intervals, dtype=np.float64)
+    if bounds.shape != shape + (len(INTERVAL_COLUMNS),):
+        raise ModelError(f"{what}: the joint inversion returned credible intervals of shape {bounds.shape} for "
+                         f"{shape[0]} parcels × {shape[1]} dates × {len(INTERVAL_COLUMNS)} bounds.")
+    return frame.assign(**{c: bounds[parcel_codes, date_codes, k] for k, c in enumerate(INTERVAL_COLUMNS)})
 
 
 def run_temporal_pass(store: Store, touched_orbits: Iterable[int | None], settings: TemporalSettings | None = None,

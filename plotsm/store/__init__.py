@@ -34,9 +34,10 @@ from plotsm.store.connection import SCHEMA_VERSION, STORE_FILENAME, store_path
 from plotsm.store.parcels import ParcelsDiff, ParcelsMixin, ParcelsUpdate
 from plotsm.store.parquet import PARQUET_DIR, clean_parquet_temporaries, ensure_parquet, parquet_path, write_parquet
 from plotsm.store.queries import QueryInfo, list_queries, read_query_info
-from plotsm.store.revise import REVISED_COLUMNS, ReviseMixin
+from plotsm.store.revise import REVISED_COLUMNS, REVISED_OPTIONAL, ReviseMixin
 from plotsm.store.tables import (
     ACQUISITION_FIELDS,
+    INTERVAL_COLUMNS,
     METHODS,
     MOISTURE_COLUMNS,
     MOISTURE_OPTIONAL,
@@ -61,7 +62,8 @@ class Store(ParcelsMixin, WritesMixin, ReviseMixin):
 
 __all__: Sequence[str] = (
     "ACQUISITION_FIELDS", "AcquisitionTransaction", "AcquisitionWrite", "ParcelsDiff", "ParcelsUpdate", "REVISED_COLUMNS",
-    "METHODS", "MOISTURE_COLUMNS", "MOISTURE_OPTIONAL", "OBSERVATION_OPTIONAL", "OBSERVATION_REQUIRED", "PARQUET_DIR", "QueryInfo", "SCHEMA_VERSION",
+    "INTERVAL_COLUMNS", "METHODS", "MOISTURE_COLUMNS", "MOISTURE_OPTIONAL", "OBSERVATION_OPTIONAL", "OBSERVATION_REQUIRED", "PARQUET_DIR", "QueryInfo", "REVISED_OPTIONAL",
+    "SCHEMA_VERSION",
     "STORE_FILENAME", "Store", "clean_parquet_temporaries", "ensure_parquet", "equal_area_m2", "list_queries",
     "parquet_path", "read_query_info", "store_path", "to_json_text", "to_utc_naive", "vv_db_of", "write_parquet",
 )

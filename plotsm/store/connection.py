@@ -20,7 +20,7 @@ from plotsm.errors import InputError, StorageError, UsageError
 from plotsm.resources import sql_dir
 
 #: Version of ``sql/schema.sql`` this code reads and writes (``meta.schema_version``).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: DuckDB's buffer-pool limit for a store connection. DuckDB's default (80 % of RAM) keeps every inserted page
 #: resident, so a year of 150,000 parcels (~9 M rows) grew the writer by ~20 MB per acquisition [measured, D];
 #: with a limit, pages of committed acquisitions are evicted to the database file instead.

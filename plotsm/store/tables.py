@@ -8,9 +8,10 @@ writes them (:mod:`plotsm.store.transaction`). ``vv_db`` is computed once, here,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -31,10 +32,16 @@ OBSERVATION_REQUIRED = ("parcel_id", "n_valid", "vv_linear_mean", "theta_deg", "
 OBSERVATION_OPTIONAL = ("n_pixels", "valid_fraction", "vv_linear_std", "slope_deg")
 #: Columns the moisture table must have.
 MOISTURE_COLUMNS = ("parcel_id", "mv_pct", "network", "status", "model_version")
-#: Columns the moisture table may have (schema v4): ``mv_std_pct``, the posterior standard deviation of ``mv_pct``
-#: (vol.%; NULL when absent, and it must be NULL unless the status is ok) and ``method``, the inversion that made
-#: the row (one of :data:`METHODS`; ``"single"`` when absent).
-MOISTURE_OPTIONAL = ("mv_std_pct", "method")
+#: The equal-tailed posterior credible intervals of moisture (schema v5, vol.%): the 15.87 % and 84.13 % quantiles
+#: (68 %), then the 2.5 % and 97.5 % quantiles (95 %). Per row all four or none, none unless the status is ok,
+#: and ordered ``mv_lo95_pct <= mv_lo68_pct <= mv_hi68_pct <= mv_hi95_pct`` (:func:`interval_problem`);
+#: ``mv_pct`` need not lie inside them.
+INTERVAL_COLUMNS = ("mv_lo68_pct", "mv_hi68_pct", "mv_lo95_pct", "mv_hi95_pct")
+#: Columns the moisture table may have: ``mv_std_pct`` (v4), the posterior standard deviation of ``mv_pct``
+#: (vol.%; NULL when absent, and it must be NULL unless the status is ok), ``method`` (v4), the inversion that made
+#: the row (one of :data:`METHODS`; ``"single"`` when absent), and the :data:`INTERVAL_COLUMNS` (v5; NULL when
+#: absent, NaN stored as NULL).
+MOISTURE_OPTIONAL = ("mv_std_pct", "method", *INTERVAL_COLUMNS)
 #: The inversions a moisture row can come from: one date on its own, or the joint inversion of a parcel's series.
 METHODS = ("single", "temporal")
 
@@ -83,6 +90,40 @@ def with_vv_db(observations: Any) -> Any:
         mean = np.asarray(cast.to_numpy(zero_copy_only=False), dtype=np.float64)
         return observations.append_column("vv_db", pa.array(vv_db_of(mean), pa.float64()))
     return observations
+
+
+def interval_sql(name: str, columns: Collection[str]) -> str:
+    """SQL of the interval column ``name`` of a registered relation with ``columns``: DOUBLE, NaN as NULL, NULL
+    when the relation has no such column."""
+    return f"nullif(CAST({name} AS DOUBLE), 'NaN'::DOUBLE)" if name in columns else "CAST(NULL AS DOUBLE)"
+
+
+def interval_problem(con: duckdb.DuckDBPyConnection, relation: str, *, status: bool) -> str | None:
+    """What is wrong with the :data:`INTERVAL_COLUMNS` of the registered ``relation`` (None when nothing is):
+    intervals of rows whose status is not ok (checked when ``status``: the relation has a ``status`` column),
+    rows giving some of the four but not all, bounds out of order. An absent column is NULL, NaN is NULL; a value
+    that is not a number raises :class:`duckdb.ConversionException`."""
+    columns = set(con.sql(f"SELECT * FROM {relation} LIMIT 0").columns)
+    lo68, hi68, lo95, hi95 = (interval_sql(c, columns) for c in INTERVAL_COLUMNS)
+    masked = "CAST(status AS VARCHAR) IS DISTINCT FROM 'ok'" if status else "FALSE"
+    ((n_masked, n_partial, n_unordered),) = con.execute(
+        "SELECT count(*) FILTER (WHERE masked AND n > 0), count(*) FILTER (WHERE n BETWEEN 1 AND 3), "
+        "count(*) FILTER (WHERE n = 4 AND NOT (lo95 <= lo68 AND lo68 <= hi68 AND hi68 <= hi95)) "
+        "FROM (SELECT *, (lo68 IS NOT NULL)::INTEGER + (hi68 IS NOT NULL)::INTEGER + (lo95 IS NOT NULL)::INTEGER "
+        "+ (hi95 IS NOT NULL)::INTEGER AS n "
+        f"FROM (SELECT {masked} AS masked, {lo68} AS lo68, {hi68} AS hi68, {lo95} AS lo95, {hi95} AS hi95 "
+        f"FROM {relation}))"
+    ).fetchall()
+    names = ", ".join(INTERVAL_COLUMNS)
+    if n_masked:
+        return f"{n_masked} row(s) whose status is not ok have a credible interval ({names} must be null unless " \
+               "status is ok)"
+    if n_partial:
+        return f"{n_partial} row(s) give some but not all of {names} (give all four or none)"
+    if n_unordered:
+        return f"{n_unordered} row(s) have credible intervals out of order (expected mv_lo95_pct <= mv_lo68_pct " \
+               "<= mv_hi68_pct <= mv_hi95_pct)"
+    return None
 
 
 def acquisition_record(acquisition: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,8 @@ of other parcels, e.g. parcels retired from the set, are kept: stored history is
 writes the observations. Leaving it commits; any exception inside the block (the caller's included) rolls
 everything back and is re-raised, so a failure half-way leaves the store as it was. The moisture is checked as
 it is written: one row per model-input row, of known parcels, with a known status, ``mv_pct`` and ``mv_std_pct``
-null unless the status is ok, and a known ``method`` (:class:`~plotsm.errors.ModelError` otherwise). Moisture is
+null unless the status is ok, a known ``method``, and credible intervals (``mv_lo68_pct`` … ``mv_hi95_pct``) null
+unless the status is ok, all four or none, and ordered (:class:`~plotsm.errors.ModelError` otherwise). Moisture is
 optional: a block without :meth:`AcquisitionTransaction.write_moisture` commits the observations alone.
 """
 
@@ -33,10 +34,13 @@ from plotsm.resources import sql_dir
 from plotsm.store.connection import StoreConnection, _column_names, _message, _quote
 from plotsm.store.tables import (
     ACQUISITION_FIELDS,
+    INTERVAL_COLUMNS,
     METHODS,
     MOISTURE_COLUMNS,
     OBSERVATION_REQUIRED,
     acquisition_record,
+    interval_problem,
+    interval_sql,
     with_vv_db,
 )
 
@@ -214,19 +218,26 @@ class AcquisitionTransaction:
         # the optional columns (MOISTURE_OPTIONAL): NULL and 'single' when the table has none
         std = "nullif(CAST(mv_std_pct AS DOUBLE), 'NaN'::DOUBLE)" if "mv_std_pct" in columns else "NULL"
         method = "coalesce(CAST(method AS VARCHAR), 'single')" if "method" in columns else "'single'"
+        intervals = ", ".join(interval_sql(c, columns) for c in INTERVAL_COLUMNS)
         try:
+            problem = interval_problem(con, _MOIST_IN, status=True)
+            if problem:
+                raise ModelError(f"moisture of {acq_id}: {problem}.")
             con.execute(
                 "INSERT INTO moisture (parcel_id, acquisition_id, mv_pct, network, status, model_version, "
-                "mv_std_pct, method) SELECT CAST(parcel_id AS VARCHAR), $acquisition_id, "
-                "nullif(CAST(mv_pct AS DOUBLE), 'NaN'::DOUBLE), CAST(network AS VARCHAR), CAST(status AS VARCHAR), "
-                f"CAST(model_version AS VARCHAR), {std}, {method} FROM {_MOIST_IN}",
+                f"mv_std_pct, method, {', '.join(INTERVAL_COLUMNS)}) SELECT CAST(parcel_id AS VARCHAR), "
+                "$acquisition_id, nullif(CAST(mv_pct AS DOUBLE), 'NaN'::DOUBLE), CAST(network AS VARCHAR), "
+                f"CAST(status AS VARCHAR), CAST(model_version AS VARCHAR), {std}, {method}, {intervals} "
+                f"FROM {_MOIST_IN}",
                 {"acquisition_id": acq_id},
             )
         except (duckdb.ConstraintException, duckdb.ConversionException) as exc:
             raise ModelError(
                 f"moisture of {acq_id}: {_message(exc)}. Expected one row per parcel, status one of ok, "
                 "ndvi_above_max, slope_above_max, too_few_pixels, no_data, outside_domain, mv_pct and mv_std_pct "
-                f"null unless status is ok, mv_std_pct not negative, method one of {', '.join(METHODS)}."
+                f"null unless status is ok, mv_std_pct not negative, method one of {', '.join(METHODS)}, "
+                f"{', '.join(INTERVAL_COLUMNS)} all four null unless status is ok, else all four or none, with "
+                "mv_lo95_pct <= mv_lo68_pct <= mv_hi68_pct <= mv_hi95_pct."
             ) from None
         unmatched = self._store._scalar(
             "SELECT count(*) FROM moisture AS m WHERE m.acquisition_id = $a AND NOT EXISTS "

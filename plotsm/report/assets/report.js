@@ -39,9 +39,26 @@
   const STD = decode(D.values.std, Uint8Array), METHOD = decode(D.values.method, Uint8Array), methods = D.methods;
   const stdAt = (d, p) => { const v = STD[d * nP + p]; return v === 255 ? null : v / 10; };
   const methodAt = (d, p) => { const v = METHOD[d * nP + p]; return v === 255 ? null : (methods[v] || "unknown"); };
-  function estimate(d, p) {  // "21.5 ± 6.9 vol.% (temporal)": the value, its uncertainty, the inversion
-    const mv = mvAt(d, p), sd = stdAt(d, p), m = methodAt(d, p);
-    return `${mv.toFixed(1)}${sd === null ? "" : " ± " + sd.toFixed(1)} vol.%${m ? " (" + m + ")" : ""}`;
+  // the posterior's 68 % credible interval [lo, hi] (vol.%), shipped as distances (0.1 vol.%) below and above the
+  // moisture (255: none, as in rows of older versions, or no interval array at all)
+  const LO68 = D.values.lo68 ? decode(D.values.lo68, Uint8Array) : null, HI68 = D.values.hi68 ? decode(D.values.hi68, Uint8Array) : null;
+  function interval68(d, p) {
+    if (!LO68 || !HI68) return null;
+    const i = d * nP + p, mv = MV[i], below = LO68[i], above = HI68[i];
+    return mv === 65535 || below === 255 || above === 255 ? null : [(mv - below) / 10, (mv + above) / 10];
+  }
+  // "21.5 vol.% (68 %: 16.0–27.1) (temporal)", or "21.5 ± 6.9 vol.% (temporal)" without an interval: the value,
+  // its uncertainty, the inversion
+  function estimate(d, p) {
+    const mv = mvAt(d, p), ci = interval68(d, p), sd = stdAt(d, p), m = methodAt(d, p);
+    const spread = ci ? ` vol.% (68 %: ${ci[0].toFixed(1)}–${ci[1].toFixed(1)})` : `${sd === null ? "" : " ± " + sd.toFixed(1)} vol.%`;
+    return `${mv.toFixed(1)}${spread}${m ? " (" + m + ")" : ""}`;
+  }
+  // the span of the bar and band at an estimate: its 68 % credible interval, else ± 1 posterior std, else none
+  function spanAt(d, p) {
+    const ci = interval68(d, p); if (ci) return ci;
+    const mv = mvAt(d, p), sd = stdAt(d, p);
+    return mv === null || sd === null ? null : [mv - sd, mv + sd];
   }
 
   const paths = new Array(nP), boxes = new Float64Array(nP * 4);
@@ -292,14 +309,14 @@
         }
       }
       const clampY = v => Y(Math.max(lo, Math.min(hi, v)));
-      if (k === 0) {  // ±1 posterior standard deviation: a band through the estimates, and a bar at each
+      if (k === 0) {  // 68 % credible interval (± 1 posterior std without one): a band through the estimates, a bar at each
         const band = [];
-        vals.forEach((v, i) => { const sd = stdAt(i, p); if (v !== null && sd !== null && stAt(i, p) === "ok") band.push([X(times[i]), v, sd]); });
+        vals.forEach((v, i) => { const span = spanAt(i, p); if (v !== null && span !== null && stAt(i, p) === "ok") band.push([X(times[i]), span[0], span[1]]); });
         if (band.length > 1) {
-          const edge = band.map(([x, v, sd]) => `${x},${clampY(v + sd)}`).concat(band.slice().reverse().map(([x, v, sd]) => `${x},${clampY(v - sd)}`));
+          const edge = band.map(([x, , top]) => `${x},${clampY(top)}`).concat(band.slice().reverse().map(([x, low]) => `${x},${clampY(low)}`));
           s.append(svg("polygon", { points: edge.join(" "), fill: "#225ea8", "fill-opacity": 0.14, stroke: "none", class: "band" }));
         }
-        band.forEach(([x, v, sd]) => s.append(svg("line", { x1: x, x2: x, y1: clampY(v + sd), y2: clampY(v - sd), stroke: "#225ea8",
+        band.forEach(([x, low, top]) => s.append(svg("line", { x1: x, x2: x, y1: clampY(top), y2: clampY(low), stroke: "#225ea8",
           "stroke-width": 1.4, "stroke-opacity": 0.7, class: "errorbar" })));
       }
       const pts = [];
@@ -328,7 +345,7 @@
     }
     box.append(s);
     const legendLine = el("div", { class: "muted" });
-    legendLine.textContent = "Points: estimates (ok), with ±1 posterior standard deviation (bars and shaded band, under the networks' training noise); squares: dates without an estimate, by status; bands: a-priori state (tan dry, blue wet).";
+    legendLine.textContent = "Points: estimates (ok), with their 68 % credible interval (bars and shaded band, under the networks' training noise; ± 1 std where a row has no interval); squares: dates without an estimate, by status; bands: a-priori state (tan dry, blue wet).";
     box.append(legendLine);
   }
 
