@@ -30,6 +30,9 @@ def test_quantiles_of_binned_masses_by_hand():
     np.testing.assert_allclose(got[0, 0], [20 + 10 * 0.158655 / 0.25, 30 + 10 * (0.841345 - 0.25) / 0.75])
     assert np.isnan(got[1]).all()
     assert INTERVAL_COLUMNS == ("mv_lo95_pct", "mv_lo68_pct", "mv_hi68_pct", "mv_hi95_pct")
+    from plotsm.store import INTERVAL_COLUMNS as STORED
+
+    assert sorted(STORED) == sorted(INTERVAL_COLUMNS)  # the store's columns are the model's bounds, by name
 
 
 def _brute_quantiles(theta: float, ndvi_obs: float, vv_obs: float, s: SynthSettings) -> np.ndarray:

@@ -35,7 +35,9 @@ MOISTURE_COLUMNS = ("parcel_id", "mv_pct", "network", "status", "model_version")
 #: The equal-tailed posterior credible intervals of moisture (schema v5, vol.%): the 15.87 % and 84.13 % quantiles
 #: (68 %), then the 2.5 % and 97.5 % quantiles (95 %). Per row all four or none, none unless the status is ok,
 #: and ordered ``mv_lo95_pct <= mv_lo68_pct <= mv_hi68_pct <= mv_hi95_pct`` (:func:`interval_problem`);
-#: ``mv_pct`` need not lie inside them.
+#: ``mv_pct`` need not lie inside them. The store addresses them by name only (the model's
+#: :data:`plotsm.model.intervals.INTERVAL_COLUMNS` lists the same names in quantile order; the store may not
+#: import the model).
 INTERVAL_COLUMNS = ("mv_lo68_pct", "mv_hi68_pct", "mv_lo95_pct", "mv_hi95_pct")
 #: Columns the moisture table may have: ``mv_std_pct`` (v4), the posterior standard deviation of ``mv_pct``
 #: (vol.%; NULL when absent, and it must be NULL unless the status is ok), ``method`` (v4), the inversion that made
