@@ -237,6 +237,12 @@ def test_cli_evaluate_temporal_prints_json_and_rejects_bad_windows():
     rows = json.loads(res.stdout)["rows"]
     assert [(r["method"], r["window"]) for r in rows] == [("network", 1), ("single", 1), ("joint", 5)]
     assert rows[1]["rmse"] == pytest.approx(4.1, abs=0.4) and rows[2]["gain_pct"] > 0
+    table = run_cli("model", "evaluate", "--temporal", "--network", "dry", "--parcels", "60", "--windows", "5",
+                    "--mv-model", "uniform", "--prior", "synth", "--no-dynamics")
+    assert table.returncode == 0, table.stderr
+    head = next(line.split() for line in table.stdout.splitlines() if "cov68" in line)
+    assert head == ["net", "mv", "method", "prior", "win", "RMSE", "bias", "cov68", "cov95", "±1sd", "±1.96sd",
+                    "gain%"] and "…" not in table.stdout  # read from a pipe (80 columns): nothing cut
     bad = run_cli("model", "evaluate", "--temporal", "--windows", "5,x")
     assert bad.returncode == 2 and "--windows 5,x: expected whole numbers" in bad.stderr + bad.stdout
 

@@ -187,5 +187,8 @@ def _evaluate_temporal(as_json: bool, network: Optional[list[str]], windows: str
         gain = f"{r['gain_pct']:+.1f}" if "gain_pct" in r else ""
         main.add_row(*ids, f"{r['rmse']:.3f}", f"{r['bias']:+.2f}", *cov, gain)
         bands.add_row(*ids, *[f"{b['rmse']:.2f}" for b in r["by_ndvi"]])
-    out.print(main)
-    out.print(bands)
+    from rich.console import Console
+
+    wide = Console(width=max(out.width, 120))  # 12 columns: never cut to ellipses on an 80-column pipe
+    wide.print(main)
+    wide.print(bands)
