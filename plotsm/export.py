@@ -52,6 +52,9 @@ LAYOUTS: tuple[str, ...] = ("long", "wide")
 DEFAULT_ROW_GROUP_SIZE = 50_000
 #: Layer name inside an exported GeoPackage.
 GPKG_LAYER = "moisture"
+#: Attribute fields a GeoPackage layer can hold: SQLite's 2000 columns less the fid and the geometry (measured with
+#: GDAL's GPKG driver through pyogrio: field 1,999 is refused with "Error adding field").
+GPKG_MAX_FIELDS = 1998
 _SUFFIXES = {"geoparquet": (".parquet", ".geoparquet"), "gpkg": (".gpkg",)}
 #: The columns of the long layout the wide one pivots after ``mv_pct``, in this order (:func:`wide_frame`).
 _WIDE_SPREADS = ("mv_std_pct", "mv_lo68_pct", "mv_hi68_pct", "mv_lo95_pct", "mv_hi95_pct")
@@ -97,6 +100,12 @@ def export_moisture(
             frame = moisture_frame(store, day)
     if layout == "wide":
         frame = wide_frame(frame)
+    n_fields = frame.shape[1] - 1  # all but the geometry
+    if format == "gpkg" and n_fields > GPKG_MAX_FIELDS:
+        raise UsageError(f"{out}: the {layout} layout of this store has {n_fields} attribute columns (6 per "
+                         f"acquisition: mv, std and the 4 interval bounds); a GeoPackage layer holds at most "
+                         f"{GPKG_MAX_FIELDS} (SQLite's 2000-column limit). Export it as GeoParquet (--format "
+                         "geoparquet, no such limit), or with --layout long.")
     writable_dir(out.parent, "--to")
     if format != "geoparquet":
         return write_gpkg(frame, out, GPKG_LAYER)

@@ -229,6 +229,32 @@ def test_wide_layout_has_the_uncertainty_of_each_date(utm, tmp_path: Path):
     assert "method" not in back.columns  # per row: in the long layout
 
 
+def test_a_wide_layout_too_wide_for_a_geopackage_is_refused(utm, tmp_path: Path, monkeypatch):
+    import plotsm.export
+
+    folder, _ = utm
+    n_fields = len(pyogrio.read_info(export_moisture(folder, tmp_path / "w.gpkg", format="gpkg",
+                                                     layout="wide"))["fields"])
+    monkeypatch.setattr(plotsm.export, "GPKG_MAX_FIELDS", n_fields - 1)  # as if one field more than it can hold
+    with pytest.raises(UsageError, match=rf"has {n_fields} attribute columns .* holds at most {n_fields - 1} "
+                                         r"\(SQLite's 2000-column limit\)\. Export it as GeoParquet"):
+        export_moisture(folder, tmp_path / "x.gpkg", format="gpkg", layout="wide")
+    assert not (tmp_path / "x.gpkg").exists()
+    export_moisture(folder, tmp_path / "x.parquet", layout="wide")  # GeoParquet has no such limit
+
+
+def test_the_geopackage_field_limit_is_the_driver_s(tmp_path: Path):
+    from plotsm.export import GPKG_MAX_FIELDS
+
+    def frame(n: int) -> gpd.GeoDataFrame:
+        return gpd.GeoDataFrame({f"c{i}": [1.0] for i in range(n)}, geometry=[shapely.Point(0, 0)], crs="EPSG:4326")
+
+    frame(GPKG_MAX_FIELDS).to_file(tmp_path / "ok.gpkg", layer="m")
+    assert len(pyogrio.read_info(tmp_path / "ok.gpkg")["fields"]) == GPKG_MAX_FIELDS
+    with pytest.raises(Exception, match="Error adding field"):
+        frame(GPKG_MAX_FIELDS + 1).to_file(tmp_path / "too.gpkg", layer="m")
+
+
 # ----------------------------------------------------------------------------------------------- dates
 
 
